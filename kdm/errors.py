@@ -1,0 +1,269 @@
+"""One registry of coded errors, and the exceptions that carry them.
+
+Every error is declared once below with a stable code, a class, a scope, a level, a message
+template and a workaround. Codes follow DM's blocks by class (config 20xxx, relay 30xxx,
+sync 36xxx, ...), so operators who grep `code=20xxx` keep their habits; the numbers inside
+a block are this project's own. A released code is never reused for another meaning:
+`tests/unit/test_errors.py` freezes them.
+
+Exception tree::
+
+    KdmError                 every coded error; .spec, .code, .fields, .raw_cause
+    ├── ConfigError          bad source.yaml / task.yaml / service config; .path, .line
+    └── StackError           the embedded local stack could not be installed or started
+
+Retry-or-stop is decided from `ErrorSpec.resumable` (and typed facts at the call site),
+never from message text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+
+class ErrClass(Enum):
+    """The subsystem that raised an error; the value is DM's class string."""
+
+    DATABASE = "database"
+    FUNCTIONAL = "functional"
+    CONFIG = "config"
+    BINLOG_OP = "binlog-op"
+    CHECKPOINT = "checkpoint"
+    TASK_CHECK = "task-check"
+    RELAY_UNIT = "relay-unit"
+    DUMP_UNIT = "dump-unit"
+    LOAD_UNIT = "load-unit"
+    SYNC_UNIT = "sync-unit"
+    COORDINATOR = "dm-master"
+    WORKER = "dm-worker"
+    SCHEMA_TRACKER = "schema-tracker"
+    SCHEDULER = "scheduler"
+    CTL = "dmctl"
+    KAFKA = "kafka"
+    STACK = "stack"
+
+
+CODE_BLOCKS: dict[ErrClass, range] = {
+    ErrClass.DATABASE: range(10001, 11000),
+    ErrClass.FUNCTIONAL: range(11001, 12000),
+    ErrClass.CONFIG: range(20001, 21000),
+    ErrClass.BINLOG_OP: range(22001, 23000),
+    ErrClass.CHECKPOINT: range(24001, 25000),
+    ErrClass.TASK_CHECK: range(26001, 27000),
+    ErrClass.RELAY_UNIT: range(30001, 31000),
+    ErrClass.DUMP_UNIT: range(32001, 33000),
+    ErrClass.LOAD_UNIT: range(34001, 35000),
+    ErrClass.SYNC_UNIT: range(36001, 37000),
+    ErrClass.COORDINATOR: range(38001, 39000),
+    ErrClass.WORKER: range(40001, 41000),
+    ErrClass.SCHEMA_TRACKER: range(44001, 45000),
+    ErrClass.SCHEDULER: range(46001, 47000),
+    ErrClass.CTL: range(48001, 49000),
+    ErrClass.KAFKA: range(52001, 53000),
+    ErrClass.STACK: range(54001, 55000),
+}
+
+
+class Scope(Enum):
+    """What the failing code was acting on."""
+
+    NOT_SET = "not-set"
+    UPSTREAM = "upstream"
+    DOWNSTREAM = "downstream"
+    INTERNAL = "internal"
+
+
+class Level(Enum):
+    """low: a user input mistake; medium: a config error; high: a migration may be interrupted."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+@dataclass(frozen=True)
+class ErrorSpec:
+    """One declared error: its identity and the text a user sees."""
+
+    code: int
+    name: str
+    cls: ErrClass
+    scope: Scope
+    level: Level
+    message: str
+    workaround: str = ""
+    resumable: bool = False
+
+    def __call__(self, raw_cause: BaseException | str | None = None, **fields: Any) -> KdmError:
+        """Build the exception for this error with its message fields filled in."""
+        return self.exception_type()(self, raw_cause=raw_cause, **fields)
+
+    def exception_type(self) -> type[KdmError]:
+        """The exception class that carries this error."""
+        return _EXCEPTION_BY_CLASS.get(self.cls, KdmError)
+
+
+REGISTRY: dict[int, ErrorSpec] = {}
+
+
+def declare(
+    code: int, name: str, cls: ErrClass, scope: Scope, level: Level, message: str,
+    workaround: str = "", *, resumable: bool = False,
+) -> ErrorSpec:
+    """Register one error; refuse a code outside its class block or declared twice."""
+    if code not in CODE_BLOCKS[cls]:
+        raise ValueError(f"code {code} is outside the {cls.value} block")
+    if code in REGISTRY:
+        raise ValueError(f"code {code} is already declared as {REGISTRY[code].name}")
+    spec = ErrorSpec(code, name, cls, scope, level, message, workaround, resumable)
+    REGISTRY[code] = spec
+    return spec
+
+
+class KdmError(Exception):
+    """An error with a registry entry; renders as DM does: `[code=..:class=..:scope=..:level=..]`."""
+
+    def __init__(self, spec: ErrorSpec, raw_cause: BaseException | str | None = None,
+                 **fields: Any) -> None:
+        self.spec = spec
+        self.fields = fields
+        self.raw_cause = "" if raw_cause is None else str(raw_cause)
+        super().__init__(self.render())
+        if isinstance(raw_cause, BaseException):
+            self.__cause__ = raw_cause
+
+    @property
+    def code(self) -> int:
+        """The stable error code."""
+        return self.spec.code
+
+    @property
+    def message(self) -> str:
+        """The message template filled with this error's fields."""
+        return self.spec.message.format(**self.fields)
+
+    def render(self) -> str:
+        """DM's one-line form: header, Message, RawCause and Workaround when non-empty."""
+        spec = self.spec
+        parts = [f"[code={spec.code}:class={spec.cls.value}:scope={spec.scope.value}"
+                 f":level={spec.level.value}]", f"Message: {self.message}"]
+        if self.raw_cause:
+            parts.append(f"RawCause: {self.raw_cause}")
+        if spec.workaround:
+            parts.append(f"Workaround: {spec.workaround}")
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The structured form used in status messages and JSON output."""
+        return {
+            "ErrCode": self.spec.code, "ErrClass": self.spec.cls.value,
+            "ErrScope": self.spec.scope.value, "ErrLevel": self.spec.level.value,
+            "Message": self.message, "RawCause": self.raw_cause,
+            "Workaround": self.spec.workaround,
+        }
+
+
+class ConfigError(KdmError):
+    """A configuration file or value is wrong; `path` and `line` say where when known."""
+
+    @property
+    def path(self) -> str | None:
+        """The file the error was found in."""
+        value = self.fields.get("path")
+        return None if value is None else str(value)
+
+    @property
+    def line(self) -> int | None:
+        """The 1-based line the error was found at."""
+        value = self.fields.get("line")
+        return value if isinstance(value, int) else None
+
+
+class StackError(KdmError):
+    """The embedded local stack failed to install, start or stop."""
+
+
+_EXCEPTION_BY_CLASS: dict[ErrClass, type[KdmError]] = {
+    ErrClass.CONFIG: ConfigError,
+    ErrClass.STACK: StackError,
+}
+
+_C, _M = ErrClass.CONFIG, Level.MEDIUM
+_I = Scope.INTERNAL
+
+ERR_CONFIG_READ = declare(
+    20001, "ConfigRead", _C, _I, _M, "cannot read config file {path}",
+    "Check that the file exists and is readable.")
+ERR_CONFIG_YAML = declare(
+    20002, "ConfigYAMLSyntax", _C, _I, _M, "{where}: invalid YAML: {problem}",
+    "Fix the YAML syntax at the line shown (indentation, quoting, a missing colon).")
+ERR_CONFIG_UNKNOWN_KEY = declare(
+    20003, "ConfigUnknownKey", _C, _I, _M, "{where}: unknown key `{key}` in {section}",
+    "Remove the key or correct its spelling; the valid keys are listed in the README.")
+ERR_CONFIG_MISSING_KEY = declare(
+    20004, "ConfigMissingKey", _C, _I, _M, "{where}: required key `{key}` is missing in {section}",
+    "Add the key; see the example files in config/.")
+ERR_CONFIG_TYPE = declare(
+    20005, "ConfigWrongType", _C, _I, _M, "{where}: `{key}` must be {expected}, got {got}",
+    "Give the key a value of the expected type.")
+ERR_CONFIG_UNSUPPORTED = declare(
+    20006, "ConfigUnsupportedKey", _C, _I, _M, "{where}: `{key}` is not supported yet{detail}",
+    "Remove the key; kdm refuses keys it does not implement rather than ignoring them.")
+ERR_CONFIG_INVALID_VALUE = declare(
+    20007, "ConfigInvalidValue", _C, _I, _M, "{where}: `{key}`: {problem}",
+    "Correct the value as the message says.")
+ERR_CONFIG_UNDEFINED_RULE = declare(
+    20008, "ConfigUndefinedRule", _C, _I, _M,
+    "{where}: {kind} rule `{rule}` used by source `{source}` is not defined",
+    "Define the rule at the top level of the task file, or fix the name in mysql-instances.")
+ERR_CONFIG_DUPLICATE_SOURCE = declare(
+    20009, "ConfigDuplicateSource", _C, _I, _M,
+    "{where}: source-id `{source}` appears more than once in mysql-instances",
+    "Each source may appear once per task; merge the entries.")
+ERR_CONFIG_DECRYPT = declare(
+    20010, "ConfigDecryptPassword", _C, _I, _M, "cannot decrypt password: {problem}",
+    "Re-encrypt the password with `kdm encrypt` using the same KDM_SECRET_KEY.")
+ERR_CONFIG_CONFLICT = declare(
+    20011, "ConfigConflict", _C, _I, _M, "{where}: {problem}",
+    "Keep only one of the conflicting keys.")
+
+_S, _H = ErrClass.STACK, Level.HIGH
+ERR_STACK_INSTALL = declare(
+    54001, "StackInstall", _S, _I, _H, "cannot install {component}: {problem}",
+    "Check this machine reaches Debian's packages and Maven Central, then run `kdm stack install`.")
+ERR_STACK_START = declare(
+    54002, "StackStart", _S, _I, _H, "{component} did not become ready within {seconds}s; log: {log}",
+    "Read the log shown; a port may be taken (see `kdm stack status`).")
+ERR_STACK_PORT_TAKEN = declare(
+    54003, "StackPortTaken", _S, _I, _H, "{component}: port {port} is already in use by another process",
+    "Stop the other process or choose other ports with the --*-port options.")
+ERR_STACK_NOT_UP = declare(
+    54004, "StackNotUp", _S, _I, Level.MEDIUM, "the local stack is not running under {home}",
+    "Start it with `kdm stack up`.")
+ERR_STACK_SMOKE = declare(
+    54005, "StackSmokeFailed", _S, _I, _H, "smoke check failed at {step}: {problem}",
+    "Read the stack logs under the stack directory (`kdm stack status` prints it).")
+
+_K = ErrClass.KAFKA
+ERR_KAFKA_ADMIN = declare(
+    52001, "KafkaAdmin", _K, _I, _H, "kafka admin operation {op} on {target} failed",
+    "Check the brokers in kafka.bootstrap-servers are reachable.", resumable=True)
+ERR_KAFKA_TOPIC_MISMATCH = declare(
+    52002, "KafkaTopicMismatch", _K, _I, _H, "topic {topic} exists with {problem}",
+    "Recreate the topic or change its configuration to match; kdm will not alter it silently.")
+ERR_KAFKA_DECODE = declare(
+    52003, "KafkaMessageDecode", _K, _I, _H, "cannot decode message at {where}: {problem}",
+    "The record is not a kdm Avro message of a known schema; inspect it with `kdm relay dump`.")
+ERR_KAFKA_SCHEMA_REGISTRY = declare(
+    52004, "KafkaSchemaRegistry", _K, _I, _H, "schema registry {url}: {problem}",
+    "Check kafka.schema-registry-url, or leave it empty to use the repository's schema ids.",
+    resumable=True)
+
+ERR_POSITION_PARSE = declare(
+    22001, "PositionParse", ErrClass.BINLOG_OP, _I, _H, "cannot parse binlog position `{text}`: {problem}",
+    "Give a position as `file:pos`, optionally followed by a GTID set after `@`.")
+ERR_GTID_PARSE = declare(
+    22002, "GTIDSetParse", ErrClass.BINLOG_OP, _I, _H, "cannot parse GTID set `{text}`: {problem}",
+    "MySQL GTID sets look like `uuid:1-100`; MariaDB's like `0-1-100`.")

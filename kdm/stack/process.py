@@ -1,0 +1,111 @@
+"""Processes the local stack starts: spawn detached, remember by PID file, stop by that PID.
+
+A PID file alone is not proof: a PID can be reused after a reboot. `stop` checks that the
+live process's command line still carries the marker we started it with before signalling.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+def spawn(argv: Sequence[str], log_path: Path, pid_path: Path, env: dict[str, str] | None = None) -> int:
+    """Start `argv` in its own session with output appended to `log_path`; record its PID."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, env=env,
+        )
+    pid_path.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def read_pid(pid_path: Path) -> int | None:
+    """The PID recorded in `pid_path`, or None when there is no readable file."""
+    try:
+        return int(pid_path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def cmdline(pid: int) -> str:
+    """The process's command line joined by spaces, or '' when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
+
+
+def is_ours(pid: int, marker: str) -> bool:
+    """Whether `pid` is alive, not a zombie, and its command line contains `marker`."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state = stat.rsplit(")", 1)[-1].split()[0]
+    return state != "Z" and marker in cmdline(pid)
+
+
+def running_pid(pid_path: Path, marker: str) -> int | None:
+    """The recorded PID if that process is still ours and alive, else None."""
+    pid = read_pid(pid_path)
+    return pid if pid is not None and is_ours(pid, marker) else None
+
+
+def stop(pid_path: Path, marker: str, timeout: float = 30.0) -> bool:
+    """SIGTERM the recorded process, SIGKILL it after `timeout`; True if one was stopped."""
+    pid = running_pid(pid_path, marker)
+    if pid is None:
+        pid_path.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    if not wait_until(lambda: not is_ours(pid, marker), timeout):
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not is_ours(pid, marker), 10.0)
+    _reap(pid)
+    pid_path.unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the process is our child, so it leaves no zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
+    """Poll `check` until it is true or `timeout` seconds pass; return its last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def port_open(host: str, port: int) -> bool:
+    """Whether a TCP connection to host:port succeeds now."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on at this moment."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
