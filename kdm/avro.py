@@ -1,0 +1,152 @@
+"""Avro codec for `schemas/*.avsc` in the Confluent wire format.
+
+A value on the wire is `0x00`, a 4-byte big-endian schema id, then the Avro binary body.
+With a schema registry configured, ids are the registry's: the writer registers its schema
+under the subject `<topic>-value` and readers fetch unknown ids from the registry, so Kafka
+UI decodes records through the same registry. Without one, ids come from the repository's
+schema files (`"kdm.schema-id"` in each file; an id is never reused for another schema).
+One deployment uses one of the two, never both.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import fastavro
+
+from kdm.errors import ERR_KAFKA_DECODE, ERR_KAFKA_SCHEMA_REGISTRY
+
+MAGIC = 0
+_HEADER = struct.Struct(">bI")
+ID_ATTRIBUTE = "kdm.schema-id"
+
+
+@dataclass(frozen=True)
+class Schema:
+    """One parsed schema with its id and full name (namespace.name)."""
+
+    schema_id: int
+    name: str
+    raw: dict[str, Any]
+    parsed: Any = field(compare=False, repr=False)
+
+    @classmethod
+    def from_raw(cls, schema_id: int, raw: dict[str, Any]) -> Schema:
+        """Parse a schema dict; the name is taken from it."""
+        parsed = fastavro.parse_schema(raw, _write_hint=False)
+        name = f"{raw['namespace']}.{raw['name']}" if raw.get("namespace") else raw["name"]
+        return cls(schema_id, name, raw, parsed)
+
+    def canonical(self) -> str:
+        """The schema text sent to a registry (without our id attribute)."""
+        return json.dumps({k: v for k, v in self.raw.items() if k != ID_ATTRIBUTE})
+
+
+def load_repo_schemas() -> dict[int, Schema]:
+    """Every `schemas/*.avsc` shipped with kdm, by its repository id."""
+    schemas: dict[int, Schema] = {}
+    for entry in resources.files("schemas").iterdir():
+        if entry.name.endswith(".avsc"):
+            raw = json.loads(entry.read_text())
+            schema = Schema.from_raw(int(raw[ID_ATTRIBUTE]), raw)
+            if schema.schema_id in schemas:
+                raise ValueError(f"schema id {schema.schema_id} used twice ({entry.name})")
+            schemas[schema.schema_id] = schema
+    return schemas
+
+
+class RegistryClient:
+    """The two calls kdm needs from a Confluent-compatible schema registry."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def register(self, subject: str, schema: Schema) -> int:
+        """Register (or find) `schema` under `subject`; the registry's id for it."""
+        body = json.dumps({"schema": schema.canonical(), "schemaType": "AVRO"}).encode()
+        reply = self._call("POST", f"/subjects/{subject}/versions", body)
+        return int(reply["id"])
+
+    def fetch(self, schema_id: int) -> dict[str, Any]:
+        """The schema dict the registry holds under `schema_id`."""
+        reply = self._call("GET", f"/schemas/ids/{schema_id}", None)
+        raw: dict[str, Any] = json.loads(reply["schema"])
+        return raw
+
+    def _call(self, method: str, path: str, body: bytes | None) -> dict[str, Any]:
+        request = urllib.request.Request(
+            self.url + path, data=body, method=method,
+            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                reply: dict[str, Any] = json.loads(response.read())
+                return reply
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise ERR_KAFKA_SCHEMA_REGISTRY(exc, url=self.url, problem=f"{method} {path}") from exc
+
+
+class AvroCodec:
+    """Encode records to and decode them from the Confluent wire format."""
+
+    def __init__(self, registry: RegistryClient | None = None) -> None:
+        self.registry = registry
+        self._local = load_repo_schemas()
+        self._latest = {s.name: s for s in sorted(self._local.values(), key=lambda s: s.schema_id)}
+        self._by_id: dict[int, Schema] = {} if registry else dict(self._local)
+        self._writer_ids: dict[tuple[str, str], int] = {}
+
+    def schema(self, name: str) -> Schema:
+        """The newest repository schema with this full name (e.g. `io.kdm.relay.RelayEvent`)."""
+        return self._latest[name]
+
+    def encode(self, name: str, record: dict[str, Any], topic: str) -> bytes:
+        """Wire-format bytes of `record` written with the newest schema called `name`."""
+        schema = self._latest[name]
+        out = io.BytesIO()
+        out.write(_HEADER.pack(MAGIC, self._writer_id(schema, topic)))
+        fastavro.schemaless_writer(out, schema.parsed, record)
+        return out.getvalue()
+
+    def decode(self, data: bytes, where: str = "?") -> tuple[str, dict[str, Any]]:
+        """(schema full name, record) of a wire-format value; a coded error if it is not one."""
+        if len(data) < _HEADER.size or data[0] != MAGIC:
+            raise ERR_KAFKA_DECODE(where=where, problem="no Confluent wire-format header")
+        _, schema_id = _HEADER.unpack_from(data)
+        schema = self._reader_schema(schema_id, where)
+        try:
+            record = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size:]), schema.parsed,
+                                                None)
+        except (EOFError, ValueError, IndexError, UnicodeDecodeError, TypeError) as exc:
+            raise ERR_KAFKA_DECODE(exc, where=where, problem="body does not match schema "
+                                   f"{schema.name} (id {schema_id})") from exc
+        if not isinstance(record, dict):
+            raise ERR_KAFKA_DECODE(where=where, problem="body is not a record")
+        return schema.name, record
+
+    def _writer_id(self, schema: Schema, topic: str) -> int:
+        if self.registry is None:
+            return schema.schema_id
+        key = (topic, schema.name)
+        if key not in self._writer_ids:
+            registry_id = self.registry.register(f"{topic}-value", schema)
+            self._writer_ids[key] = registry_id
+            self._by_id[registry_id] = schema
+        return self._writer_ids[key]
+
+    def _reader_schema(self, schema_id: int, where: str) -> Schema:
+        schema = self._by_id.get(schema_id)
+        if schema is not None:
+            return schema
+        if self.registry is None:
+            raise ERR_KAFKA_DECODE(where=where, problem=f"unknown schema id {schema_id}")
+        schema = Schema.from_raw(schema_id, self.registry.fetch(schema_id))
+        self._by_id[schema_id] = schema
+        return schema
