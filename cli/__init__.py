@@ -1,0 +1,1 @@
+"""The `kdm` command: starts services and carries DM's verbs (dmctl's role)."""

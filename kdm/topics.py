@@ -1,0 +1,59 @@
+"""kdm's topic and consumer-group names, and the settings each topic is created with.
+
+Every name takes the configured prefix (default `dm`); see DESIGN.md §2 for who writes and
+reads each topic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic as kdm needs it: partitions, cleanup policy and retention."""
+
+    name: str
+    partitions: int = 1
+    cleanup_policy: str = "delete"
+    retention_ms: int | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def configs(self) -> dict[str, str]:
+        """The topic-level configs to create it with."""
+        configs = {"cleanup.policy": self.cleanup_policy, **self.extra}
+        if self.retention_ms is not None:
+            configs["retention.ms"] = str(self.retention_ms)
+        return configs
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Names under one prefix."""
+
+    prefix: str = "dm"
+
+    def relay(self, source_id: str, retention_ms: int = -1) -> TopicSpec:
+        """The source's relay log: one partition, so the binlog order is the topic order."""
+        return TopicSpec(f"{self.prefix}.relay.{source_id}", 1, "delete", retention_ms)
+
+    def ddl(self) -> TopicSpec:
+        """Shard-DDL infos and done notices from sync consumers to the coordinator."""
+        return TopicSpec(f"{self.prefix}.ddl", 1, "delete", 7 * 24 * 3_600_000)
+
+    def ddl_ops(self) -> TopicSpec:
+        """The coordinator's execute/skip operations to sync consumers."""
+        return TopicSpec(f"{self.prefix}.ddl-ops", 1, "delete", 7 * 24 * 3_600_000)
+
+    def compacted(self, name: str) -> TopicSpec:
+        """A compacted state topic: `sources`, `tasks`, `status` or `locks`."""
+        return TopicSpec(f"{self.prefix}.{name}", 1, "compact")
+
+    def control(self) -> list[TopicSpec]:
+        """Every topic the control plane needs, created at coordinator start."""
+        return [self.ddl(), self.ddl_ops(), *(self.compacted(name) for name in
+                                              ("sources", "tasks", "status", "locks"))]
+
+    def sync_group(self, task: str, source_id: str) -> str:
+        """The consumer group whose committed offsets are a subtask's sync checkpoint."""
+        return f"{self.prefix}.sync.{task}.{source_id}"
