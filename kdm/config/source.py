@@ -13,7 +13,7 @@ from typing import Literal
 
 from kdm.config.common import BinlogEventRule, DBConfig
 from kdm.config.decode import Duration, Locations, decode_document, dotted, key
-from kdm.errors import ERR_CONFIG_INVALID_VALUE, ERR_CONFIG_READ
+from kdm.errors import ERR_CONFIG_INVALID_VALUE, ERR_CONFIG_READ, KdmError
 from kdm.position import GTIDSet
 
 MAX_SOURCE_ID = 32
@@ -89,7 +89,10 @@ def validate(cfg: SourceConfig, locs: Locations) -> SourceConfig:
     if not cfg.source_id or len(cfg.source_id) > MAX_SOURCE_ID:
         raise fail(("source-id",), f"must be 1 to {MAX_SOURCE_ID} characters")
     if cfg.relay_binlog_gtid:
-        GTIDSet.parse(cfg.relay_binlog_gtid)
+        try:
+            GTIDSet.parse(cfg.relay_binlog_gtid)
+        except KdmError as exc:
+            raise fail(("relay-binlog-gtid",), exc.message) from exc
     if cfg.checker.backoff_max < 1:
         raise fail(("checker", "backoff-max"), "must be at least 1s")
     for index, rule in enumerate(cfg.filters):

@@ -27,6 +27,7 @@ from kdm.errors import (
     ERR_CONFIG_READ,
     ERR_CONFIG_UNDEFINED_RULE,
     ERR_CONFIG_UNSUPPORTED,
+    KdmError,
 )
 from kdm.position import GTIDSet
 
@@ -397,7 +398,10 @@ class _Validator:
         if not meta.binlog_name and not meta.binlog_gtid:
             raise self.invalid(at, "meta needs binlog-name (and binlog-pos) or binlog-gtid")
         if meta.binlog_gtid:
-            GTIDSet.parse(meta.binlog_gtid)
+            try:
+                GTIDSet.parse(meta.binlog_gtid)
+            except KdmError as exc:
+                raise self.invalid((*at, "binlog-gtid"), exc.message) from exc
 
     def _rules(self) -> None:
         task = self.task
@@ -430,7 +434,8 @@ class _Validator:
         try:
             sqlglot.parse_one(expr, read="mysql")
         except sqlglot.errors.SqlglotError as exc:
-            raise self.invalid(at, f"`{expr}` is not a valid SQL expression: {exc}") from exc
+            raise self.invalid(at, f"`{expr}` is not a valid SQL expression: "
+                               f"{str(exc).splitlines()[0]}") from exc
 
     def _regex(self, at: Path_, pattern: str) -> None:
         try:

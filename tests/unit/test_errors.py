@@ -1,0 +1,80 @@
+"""The error registry: released codes are frozen, every code sits in its class's block."""
+
+from __future__ import annotations
+
+import pytest
+
+from kdm.errors import (
+    CODE_BLOCKS,
+    ERR_CONFIG_UNKNOWN_KEY,
+    REGISTRY,
+    ConfigError,
+    ErrClass,
+    KdmError,
+    Level,
+    Scope,
+    StackError,
+    declare,
+)
+
+# Released codes and their names. A code may be added here, never changed or removed.
+FROZEN = {
+    20001: "ConfigRead", 20002: "ConfigYAMLSyntax", 20003: "ConfigUnknownKey",
+    20004: "ConfigMissingKey", 20005: "ConfigWrongType", 20006: "ConfigUnsupportedKey",
+    20007: "ConfigInvalidValue", 20008: "ConfigUndefinedRule", 20009: "ConfigDuplicateSource",
+    20010: "ConfigDecryptPassword", 20011: "ConfigConflict",
+    22001: "PositionParse", 22002: "GTIDSetParse",
+    52001: "KafkaAdmin", 52002: "KafkaTopicMismatch", 52003: "KafkaMessageDecode",
+    52004: "KafkaSchemaRegistry",
+    54001: "StackInstall", 54002: "StackStart", 54003: "StackPortTaken", 54004: "StackNotUp",
+    54005: "StackSmokeFailed",
+}
+
+
+def test_released_codes_keep_their_meaning() -> None:
+    for code, name in FROZEN.items():
+        assert code in REGISTRY, f"released code {code} ({name}) was removed"
+        assert REGISTRY[code].name == name, f"code {code} changed meaning"
+
+
+def test_every_declared_code_is_frozen() -> None:
+    assert set(REGISTRY) <= set(FROZEN), "add new codes to FROZEN when they are released"
+
+
+def test_codes_sit_in_their_class_block() -> None:
+    for code, spec in REGISTRY.items():
+        assert code in CODE_BLOCKS[spec.cls], f"{code} outside {spec.cls.value}"
+        assert spec.message and spec.workaround, f"{code} needs a message and a workaround"
+
+
+def test_declare_refuses_duplicates_and_foreign_blocks() -> None:
+    with pytest.raises(ValueError, match="already declared"):
+        declare(20001, "Again", ErrClass.CONFIG, Scope.INTERNAL, Level.LOW, "m")
+    with pytest.raises(ValueError, match="outside"):
+        declare(30001, "Wrong", ErrClass.CONFIG, Scope.INTERNAL, Level.LOW, "m")
+
+
+def test_render_matches_dms_form() -> None:
+    err = ERR_CONFIG_UNKNOWN_KEY("yaml said no", where="t.yaml:3", key="foo", section="top")
+    assert err.render() == (
+        "[code=20003:class=config:scope=internal:level=medium], "
+        "Message: t.yaml:3: unknown key `foo` in top, RawCause: yaml said no, "
+        f"Workaround: {ERR_CONFIG_UNKNOWN_KEY.workaround}")
+    assert str(err) == err.render()
+
+
+def test_exception_types_and_dict_form() -> None:
+    err = ERR_CONFIG_UNKNOWN_KEY(where="t.yaml:3", key="k", section="s", path="t.yaml", line=3)
+    assert isinstance(err, ConfigError) and (err.path, err.line) == ("t.yaml", 3)
+    assert isinstance(REGISTRY[54001](component="c", problem="p"), StackError)
+    assert isinstance(REGISTRY[52001](op="o", target="t"), KdmError)
+    assert err.to_dict() == {
+        "ErrCode": 20003, "ErrClass": "config", "ErrScope": "internal", "ErrLevel": "medium",
+        "Message": "t.yaml:3: unknown key `k` in s", "RawCause": "",
+        "Workaround": ERR_CONFIG_UNKNOWN_KEY.workaround}
+
+
+def test_raw_cause_chains_the_exception() -> None:
+    cause = OSError("disk")
+    err = REGISTRY[20001](cause, path="x")
+    assert err.__cause__ is cause and err.raw_cause == "disk"
