@@ -123,7 +123,7 @@ def declare(
 
 
 class KdmError(Exception):
-    """An error with a registry entry; renders as DM does: `[code=..:class=..:scope=..:level=..]`."""
+    """An error with a registry entry; renders as DM does: `[code=..:class=..:...]`."""
 
     def __init__(self, spec: ErrorSpec, raw_cause: BaseException | str | None = None,
                  **fields: Any) -> None:
@@ -234,10 +234,12 @@ ERR_STACK_INSTALL = declare(
     54001, "StackInstall", _S, _I, _H, "cannot install {component}: {problem}",
     "Check this machine reaches Debian's packages and Maven Central, then run `kdm stack install`.")
 ERR_STACK_START = declare(
-    54002, "StackStart", _S, _I, _H, "{component} did not become ready within {seconds}s; log: {log}",
+    54002, "StackStart", _S, _I, _H,
+    "{component} did not become ready within {seconds}s; log: {log}",
     "Read the log shown; a port may be taken (see `kdm stack status`).")
 ERR_STACK_PORT_TAKEN = declare(
-    54003, "StackPortTaken", _S, _I, _H, "{component}: port {port} is already in use by another process",
+    54003, "StackPortTaken", _S, _I, _H,
+    "{component}: port {port} is already in use by another process",
     "Stop the other process or choose other ports with the --*-port options.")
 ERR_STACK_NOT_UP = declare(
     54004, "StackNotUp", _S, _I, Level.MEDIUM, "the local stack is not running under {home}",
@@ -262,7 +264,8 @@ ERR_KAFKA_SCHEMA_REGISTRY = declare(
     resumable=True)
 
 ERR_POSITION_PARSE = declare(
-    22001, "PositionParse", ErrClass.BINLOG_OP, _I, _H, "cannot parse binlog position `{text}`: {problem}",
+    22001, "PositionParse", ErrClass.BINLOG_OP, _I, _H,
+    "cannot parse binlog position `{text}`: {problem}",
     "Give a position as `file:pos`, optionally followed by a GTID set after `@`.")
 ERR_GTID_PARSE = declare(
     22002, "GTIDSetParse", ErrClass.BINLOG_OP, _I, _H, "cannot parse GTID set `{text}`: {problem}",

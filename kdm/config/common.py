@@ -67,7 +67,8 @@ class BinlogEventRule:
 
     def problems(self) -> list[tuple[str, str]]:
         """(key, problem) for each invalid event name or regex."""
-        found = [("events", f"unknown event type `{event}`; known: {', '.join(sorted(FILTER_EVENTS))}")
+        known = ", ".join(sorted(FILTER_EVENTS))
+        found = [("events", f"unknown event type `{event}`; known: {known}")
                  for event in self.events if event.lower() not in FILTER_EVENTS]
         for pattern in self.sql_pattern:
             try:

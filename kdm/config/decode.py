@@ -114,7 +114,8 @@ class Decoder:
 
     def fail_type(self, node: yaml.Node, at: Path_, expected: str) -> Exception:
         """The coded wrong-type error for `node` at `at`."""
-        got = node.tag.rsplit(":", 1)[-1] if isinstance(node, yaml.ScalarNode) else node.id
+        got = (node.tag.rsplit(":", 1)[-1] if isinstance(node, yaml.ScalarNode)
+               else type(node).__name__.removesuffix("Node").lower())
         line = node.start_mark.line + 1
         return ERR_CONFIG_TYPE(where=f"{self.locs.path}:{line}", key=dotted(at),
                                expected=expected, got=got, path=self.locs.path, line=line)

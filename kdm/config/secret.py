@@ -58,5 +58,5 @@ def decrypt_or_plain(value: str) -> str:
         return value
     try:
         return decrypt(value)
-    except Exception:  # noqa: BLE001 - any failure means the value is a plaintext password
+    except Exception:
         return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from kdm.config.decode import decode_document, key
 from kdm.errors import ERR_CONFIG_READ
@@ -36,7 +37,7 @@ class KafkaConfig:
     client_config: dict[str, str] = key("client-config", "Extra librdkafka properties (TLS, "
                                         "SASL) for every client.", factory=dict)
 
-    def client(self, **extra: str | int | bool) -> dict[str, str | int | bool]:
+    def client(self, **extra: str | int | float | bool) -> dict[str, str | int | float | bool]:
         """A librdkafka configuration for this cluster with `extra` settings on top."""
         return {"bootstrap.servers": self.bootstrap_servers, **self.client_config, **extra}
 
@@ -51,7 +52,8 @@ class ServiceConfig:
 def with_env(cfg: ServiceConfig, env: dict[str, str] | None = None) -> ServiceConfig:
     """`cfg` with the KDM_* environment overrides applied."""
     env = dict(os.environ) if env is None else env
-    changes = {field: env[var] for var, field in ENV_OVERRIDES.items() if env.get(var)}
+    changes: dict[str, Any] = {field: env[var] for var, field in ENV_OVERRIDES.items()
+                               if env.get(var)}
     return replace(cfg, kafka=replace(cfg.kafka, **changes)) if changes else cfg
 
 

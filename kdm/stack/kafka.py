@@ -105,7 +105,7 @@ class KafkaBroker:
         admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
         try:
             return bool(admin.list_topics(timeout=2).brokers)
-        except Exception:  # noqa: BLE001 - any failure here just means "not ready yet"
+        except Exception:
             return False
 
     def _command(self, lib: Path) -> list[str]:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pymysql
 
@@ -99,7 +100,7 @@ class MariaDB:
         """Stop the server this home started; True if one was running."""
         return process.stop(self.pid_path, str(self.socket), timeout=60)
 
-    def connect(self, database: str | None = None) -> pymysql.connections.Connection:  # type: ignore[type-arg]
+    def connect(self, database: str | None = None) -> pymysql.connections.Connection[Any]:
         """A TCP connection as root, the way every kdm component connects."""
         return pymysql.connect(host="127.0.0.1", port=self.port, user="root", password="",
                                database=database, autocommit=True, charset="utf8mb4")

@@ -6,6 +6,7 @@ live process's command line still carries the marker we started it with before s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -15,7 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
-def spawn(argv: Sequence[str], log_path: Path, pid_path: Path, env: dict[str, str] | None = None) -> int:
+def spawn(argv: Sequence[str], log_path: Path, pid_path: Path,
+          env: dict[str, str] | None = None) -> int:
     """Start `argv` in its own session with output appended to `log_path`; record its PID."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
@@ -77,10 +79,8 @@ def stop(pid_path: Path, marker: str, timeout: float = 30.0) -> bool:
 
 def _reap(pid: int) -> None:
     """Collect the exit status when the process is our child, so it leaves no zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:

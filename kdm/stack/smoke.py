@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
@@ -18,7 +19,7 @@ from kdm.topics import TopicSpec
 RELAY_EVENT = "io.kdm.relay.RelayEvent"
 
 
-def heartbeat_record(marker: str) -> dict[str, object]:
+def heartbeat_record(marker: str) -> dict[str, Any]:
     """A HEARTBEAT relay event carrying `marker` in its query field."""
     return {
         "source_id": "smoke", "server_id": 1, "kind": "HEARTBEAT",
@@ -48,18 +49,19 @@ def kafka_round_trip(kafka: KafkaConfig) -> str:
     return topic
 
 
-def _consume_one(kafka: KafkaConfig, topic: str, codec: AvroCodec) -> dict[str, object]:
-    consumer = Consumer(kafka.client(**{
+def _consume_one(kafka: KafkaConfig, topic: str, codec: AvroCodec) -> dict[str, Any]:
+    settings: dict[str, str | int | float | bool] = {
         "group.id": f"{topic}.reader", "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed", "enable.auto.commit": False}))
+        "isolation.level": "read_committed", "enable.auto.commit": False}
+    consumer = Consumer(kafka.client(**settings))
     consumer.subscribe([topic])
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             msg = consumer.poll(1.0)
-            if msg is None or msg.error():
+            if msg is None or msg.error() or msg.value() is None:
                 continue
-            _, record = codec.decode(msg.value(), where=f"{topic}@{msg.offset()}")
+            _, record = codec.decode(msg.value() or b"", where=f"{topic}@{msg.offset()}")
             return record
     finally:
         consumer.close()
@@ -91,7 +93,8 @@ def run(stack: LocalStack, report: Callable[[str], None]) -> None:
     kafka = KafkaConfig(bootstrap_servers=endpoints.kafka_bootstrap)
     steps: list[tuple[str, Callable[[], object]]] = [
         ("kafka: produced and consumed one Avro record", lambda: kafka_round_trip(kafka)),
-        ("upstream mariadb: wrote and read one row", lambda: database_round_trip(stack, "upstream")),
+        ("upstream mariadb: wrote and read one row",
+         lambda: database_round_trip(stack, "upstream")),
         ("downstream mariadb: wrote and read one row",
          lambda: database_round_trip(stack, "downstream")),
     ]

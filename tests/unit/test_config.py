@@ -76,7 +76,8 @@ def test_task_defaults_are_dms() -> None:
     units = resolve_units(task, task.mysql_instances[0])
     assert task.meta_schema == "dm_meta"
     assert task.shard_mode == "" and task.case_sensitive is False and task.clean_dump_file
-    assert (units.syncer.worker_count, units.syncer.batch, units.syncer.queue_size) == (16, 100, 1024)
+    syncer = units.syncer
+    assert (syncer.worker_count, syncer.batch, syncer.queue_size) == (16, 100, 1024)
     assert units.syncer.checkpoint_flush_interval == 30 and units.syncer.safe_mode is False
     assert (units.loader.pool_size, units.loader.dir) == (16, "./dumped_data")
     assert (units.mydumper.threads, units.mydumper.chunk_filesize) == (4, "64")
@@ -86,7 +87,8 @@ def test_task_defaults_are_dms() -> None:
 def test_thread_aliases_override_named_units() -> None:
     task = parse_task(MINIMAL_TASK.replace(
         "  - source-id: a", "  - source-id: a\n    syncer-config-name: g\n    syncer-thread: 3\n"
-        "    loader-thread: 5\n    mydumper-thread: 7") + "syncers:\n  g: {worker-count: 9, batch: 7}\n")
+        "    loader-thread: 5\n    mydumper-thread: 7")
+        + "syncers:\n  g: {worker-count: 9, batch: 7}\n")
     units = resolve_units(task, task.mysql_instances[0])
     assert (units.syncer.worker_count, units.syncer.batch) == (3, 7)
     assert units.loader.pool_size == 5 and units.mydumper.threads == 7
