@@ -291,6 +291,11 @@ class TaskConfig:
         """shard-mode, with DM's reading of the deprecated is-sharding."""
         return self.shard_mode or ("pessimistic" if self.is_sharding else "")
 
+    @property
+    def effective_online_ddl(self) -> bool:
+        """online-ddl, or DM's reading of the deprecated online-ddl-scheme (gh-ost or pt)."""
+        return self.online_ddl or bool(self.online_ddl_scheme)
+
     def ba_lists(self) -> Mapping[str, BAListRule]:
         """Both spellings of the block-allow-list map, the new one winning."""
         return {**self.black_white_list, **self.block_allow_list}

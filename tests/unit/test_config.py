@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from kdm.config import load_service, load_source, load_task, parse_source, parse_task
+from kdm.config import (
+    ServiceConfig,
+    SourceConfig,
+    TaskConfig,
+    load_service,
+    load_source,
+    load_task,
+    parse_source,
+    parse_task,
+)
 from kdm.config.decode import parse_duration
 from kdm.config.service import with_env
 from kdm.config.task import resolve_units
@@ -97,8 +109,9 @@ def test_thread_aliases_override_named_units() -> None:
 def test_deprecated_spellings_keep_dm_meaning() -> None:
     task = parse_task(MINIMAL_TASK.replace("  - source-id: a", "  - source-id: a\n"
                                            "    black-white-list: old") +
-                      "is-sharding: true\nblack-white-list:\n  old: {do-dbs: [x]}\n")
-    assert task.effective_shard_mode == "pessimistic"
+                      "is-sharding: true\nblack-white-list:\n  old: {do-dbs: [x]}\n"
+                      "online-ddl-scheme: gh-ost\n")
+    assert task.effective_shard_mode == "pessimistic" and task.effective_online_ddl
     assert task.mysql_instances[0].ba_list_name == "old"
     assert task.ba_lists()["old"].do_dbs == ("x",)
 
@@ -136,3 +149,30 @@ def test_shard_merge_example_resolves_its_rules() -> None:
     assert task.mydumpers["global"].consistency() == "auto"
     assert task.expression_filter["skip-test-orders"].expressions() == {
         "insert-value-expr": "customer LIKE 'test-%'"}
+
+
+def config_keys(cls: type[Any], prefix: str = "") -> list[str]:
+    """Every YAML key path of a config dataclass, as the README's tables spell them."""
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for spec in dataclasses.fields(cls):
+        path = prefix + spec.metadata["key"]
+        tp = hints[spec.name]
+        args = typing.get_args(tp)
+        inner = [a for a in (tp, *args) if dataclasses.is_dataclass(a)]
+        if typing.get_origin(tp) is dict and inner:
+            path += ".<name>"
+        elif typing.get_origin(tp) is tuple and inner:
+            path += "[]"
+        keys.append(path)
+        for nested in inner:
+            keys += config_keys(typing.cast(type[Any], nested), path + ".")
+    return keys
+
+
+@pytest.mark.parametrize("cls", [SourceConfig, TaskConfig, ServiceConfig],
+                         ids=lambda c: c.__name__)
+def test_readme_documents_every_key(cls: type[Any]) -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [k for k in config_keys(cls) if f"| `{k}` |" not in readme]
+    assert not missing, f"README lacks: {missing}"
