@@ -27,7 +27,7 @@ TIMEOUT = 30.0
 
 def admin_client(kafka: KafkaConfig) -> AdminClient:
     """An AdminClient for the configured cluster."""
-    return AdminClient(kafka.client())
+    return AdminClient(kafka.client(log_level=3))
 
 
 def ensure_topics(kafka: KafkaConfig, specs: Iterable[TopicSpec]) -> list[str]:

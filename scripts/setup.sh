@@ -17,8 +17,13 @@ apt_install() {
     for pkg in "$@"; do dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg"); done
     [ ${#missing[@]} -eq 0 ] && return 0
     log "installing ${missing[*]} from Debian's packages"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    local out
+    out=$(mktemp)
+    if ! { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$out" 2>&1; then
+        cat "$out" >&2; rm -f "$out"; log "apt-get failed"; exit 1
+    fi
+    rm -f "$out"
 }
 
 need_cmd() { command -v "$1" >/dev/null 2>&1; }

@@ -37,7 +37,7 @@ def kafka_round_trip(kafka: KafkaConfig) -> str:
     try:
         codec = AvroCodec()
         sent = heartbeat_record(uuid.uuid4().hex)
-        producer = Producer(kafka.client(**{"enable.idempotence": True}))
+        producer = Producer(kafka.client(**{"enable.idempotence": True, "log_level": 3}))
         producer.produce(topic, key=b"smoke", value=codec.encode(RELAY_EVENT, sent, topic))
         if producer.flush(30) != 0:
             raise ERR_STACK_SMOKE(step="kafka produce", problem="message not delivered in 30s")
@@ -52,7 +52,7 @@ def kafka_round_trip(kafka: KafkaConfig) -> str:
 def _consume_one(kafka: KafkaConfig, topic: str, codec: AvroCodec) -> dict[str, Any]:
     settings: dict[str, str | int | float | bool] = {
         "group.id": f"{topic}.reader", "auto.offset.reset": "earliest",
-        "isolation.level": "read_committed", "enable.auto.commit": False}
+        "isolation.level": "read_committed", "enable.auto.commit": False, "log_level": 3}
     consumer = Consumer(kafka.client(**settings))
     consumer.subscribe([topic])
     try:
