@@ -16,6 +16,7 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
@@ -23,6 +24,7 @@ import yaml
 from kdm.errors import (
     ERR_CONFIG_INVALID_VALUE,
     ERR_CONFIG_MISSING_KEY,
+    ERR_CONFIG_READ,
     ERR_CONFIG_TYPE,
     ERR_CONFIG_UNKNOWN_KEY,
     ERR_CONFIG_UNSUPPORTED,
@@ -93,6 +95,14 @@ def compose(text: str, path: str) -> yaml.Node | None:
                               path=path, line=line) from exc
     except yaml.YAMLError as exc:
         raise ERR_CONFIG_YAML(exc, where=path, problem=str(exc), path=path) from exc
+
+
+def read_text(path: str | Path) -> str:
+    """A config file's text; a coded error naming the file when it cannot be read."""
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise ERR_CONFIG_READ(exc, path=str(path)) from exc
 
 
 def decode_document(cls: type[T], text: str, path: str) -> tuple[T, Locations]:

@@ -11,8 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kdm.config.decode import decode_document, key
-from kdm.errors import ERR_CONFIG_READ
+from kdm.config.decode import decode_document, key, read_text
 
 ENV_OVERRIDES = {
     "KDM_KAFKA_BOOTSTRAP_SERVERS": "bootstrap_servers",
@@ -67,8 +66,4 @@ def load_service(path: str | Path | None = None) -> ServiceConfig:
     """kdm.yaml from `path` (or defaults when None), then environment overrides."""
     if path is None:
         return with_env(ServiceConfig())
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ERR_CONFIG_READ(exc, path=str(path)) from exc
-    return with_env(parse_service(text, str(path)))
+    return with_env(parse_service(read_text(path), str(path)))

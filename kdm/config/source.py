@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Literal
 
 from kdm.config.common import BinlogEventRule, DBConfig
-from kdm.config.decode import Duration, Locations, decode_document, dotted, key
-from kdm.errors import ERR_CONFIG_INVALID_VALUE, ERR_CONFIG_READ, KdmError
+from kdm.config.decode import Duration, Locations, decode_document, dotted, key, read_text
+from kdm.errors import ERR_CONFIG_INVALID_VALUE, KdmError
 from kdm.position import GTIDSet
 
 MAX_SOURCE_ID = 32
@@ -109,8 +109,4 @@ def parse_source(text: str, path: str = "<source.yaml>") -> SourceConfig:
 
 def load_source(path: str | Path) -> SourceConfig:
     """Read and parse a source.yaml file."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ERR_CONFIG_READ(exc, path=str(path)) from exc
-    return parse_source(text, str(path))
+    return parse_source(read_text(path), str(path))

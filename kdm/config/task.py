@@ -19,12 +19,11 @@ import sqlglot
 import sqlglot.errors
 
 from kdm.config.common import BinlogEventRule, DBConfig
-from kdm.config.decode import Locations, Path_, decode_document, dotted, key
+from kdm.config.decode import Locations, Path_, decode_document, dotted, key, read_text
 from kdm.errors import (
     ERR_CONFIG_CONFLICT,
     ERR_CONFIG_DUPLICATE_SOURCE,
     ERR_CONFIG_INVALID_VALUE,
-    ERR_CONFIG_READ,
     ERR_CONFIG_UNDEFINED_RULE,
     ERR_CONFIG_UNSUPPORTED,
     KdmError,
@@ -463,8 +462,4 @@ def parse_task(text: str, path: str = "<task.yaml>") -> TaskConfig:
 
 def load_task(path: str | Path) -> TaskConfig:
     """Read and parse a task.yaml file."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ERR_CONFIG_READ(exc, path=str(path)) from exc
-    return parse_task(text, str(path))
+    return parse_task(read_text(path), str(path))
