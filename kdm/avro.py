@@ -21,7 +21,7 @@ from typing import Any
 
 import fastavro
 
-from kdm.errors import ERR_KAFKA_DECODE, ERR_KAFKA_SCHEMA_REGISTRY
+from kdm.errors import ERR_KAFKA_DECODE, ERR_KAFKA_ENCODE, ERR_KAFKA_SCHEMA_REGISTRY
 
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
@@ -60,6 +60,19 @@ def load_repo_schemas() -> dict[int, Schema]:
                 raise ValueError(f"schema id {schema.schema_id} used twice ({entry.name})")
             schemas[schema.schema_id] = schema
     return schemas
+
+
+_LONG = range(-(2**63), 2**63)
+
+
+def row_value(value: Any) -> Any:
+    """A column value in the row-image union: integers outside int64 become decimal strings
+    (BIGINT UNSIGNED), so no value falls through to `double`; other types are refused."""
+    if value is None or isinstance(value, float | str | bytes):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value in _LONG else str(value)
+    raise ERR_KAFKA_ENCODE(problem=f"a row value of type {type(value).__name__}")
 
 
 class RegistryClient:
@@ -110,6 +123,9 @@ class AvroCodec:
     def encode(self, name: str, record: dict[str, Any], topic: str) -> bytes:
         """Wire-format bytes of `record` written with the newest schema called `name`."""
         schema = self._latest[name]
+        for image in ("before", "after"):
+            if record.get(image) is not None:
+                record = {**record, image: [row_value(v) for v in record[image]]}
         out = io.BytesIO()
         out.write(_HEADER.pack(MAGIC, self._writer_id(schema, topic)))
         fastavro.schemaless_writer(out, schema.parsed, record)

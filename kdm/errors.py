@@ -247,6 +247,10 @@ ERR_STACK_NOT_UP = declare(
 ERR_STACK_SMOKE = declare(
     54005, "StackSmokeFailed", _S, _I, _H, "smoke check failed at {step}: {problem}",
     "Read the stack logs under the stack directory (`kdm stack status` prints it).")
+ERR_STACK_PORTS_CHANGED = declare(
+    54006, "StackPortsChanged", _S, _I, Level.MEDIUM,
+    "the stack under {home} is running on other ports ({running}); asked for {asked}",
+    "Run `kdm stack down` first, or use another --home for a second stack.")
 
 _K = ErrClass.KAFKA
 ERR_KAFKA_ADMIN = declare(
@@ -262,6 +266,10 @@ ERR_KAFKA_SCHEMA_REGISTRY = declare(
     52004, "KafkaSchemaRegistry", _K, _I, _H, "schema registry {url}: {problem}",
     "Check kafka.schema-registry-url, or leave it empty to use the repository's schema ids.",
     resumable=True)
+
+ERR_KAFKA_ENCODE = declare(
+    52005, "KafkaMessageEncode", _K, _I, _H, "cannot encode {problem}",
+    "This is a kdm bug: report the event's position from the log.")
 
 ERR_POSITION_PARSE = declare(
     22001, "PositionParse", ErrClass.BINLOG_OP, _I, _H,

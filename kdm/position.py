@@ -26,8 +26,9 @@ from typing import Any
 
 from kdm.errors import ERR_GTID_PARSE, ERR_POSITION_PARSE
 
-_TEXT_RE = re.compile(r"^(?P<file>[^:@#\s]+):(?P<pos>\d+)(?:#(?P<event>\d+)\.(?P<row>\d+))?"
-                      r"(?:@(?P<gtid>.*))?$")
+_TEXT_RE = re.compile(r"^(?P<file>[^:@#\s]+):(?P<pos>[0-9]+)"
+                      r"(?:#(?P<event>[0-9]+)\.(?P<row>[0-9]+))?(?:@(?P<gtid>.*))?$", re.DOTALL)
+_NUMBER = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,7 @@ class Position:
         match = _TEXT_RE.match(text.strip())
         if match is None:
             raise ERR_POSITION_PARSE(text=text, problem="expected file:pos[#event.row][@gtid]")
-        gtid = match["gtid"] or ""
-        if gtid:
-            GTIDSet.parse(gtid)
+        gtid = str(GTIDSet.parse(match["gtid"])) if match["gtid"] else ""
         return cls(match["file"], int(match["pos"]), gtid, int(match["event"] or 0),
                    int(match["row"] or 0))
 
@@ -91,7 +90,7 @@ class GTIDSet:
     @classmethod
     def parse(cls, text: str) -> GTIDSet:
         """Parse either flavour, detected from the text; '' is the empty MySQL set."""
-        items = [item.strip() for item in text.replace("\n", "").split(",") if item.strip()]
+        items = [item.strip() for item in text.split(",") if item.strip()]
         if not items:
             return cls("mysql")
         if ":" in items[0]:
@@ -114,15 +113,16 @@ class GTIDSet:
         return any(a <= int(number) <= b for a, b in self.mysql.get(sid.lower(), ()))
 
     def add(self, gtid: str) -> GTIDSet:
-        """This set with one more GTID executed."""
-        if self.flavor == "mariadb" or (not self.mysql and gtid.count("-") == 2
-                                        and ":" not in gtid):
-            domain, server, seq = (int(part) for part in gtid.split("-"))
-            return GTIDSet("mariadb", mariadb={**self.mariadb, domain: (server, seq)})
-        sid, _, number = gtid.rpartition(":")
-        n = int(number)
-        ranges = [*self.mysql.get(sid.lower(), ()), (n, n)]
-        return GTIDSet("mysql", mysql={**self.mysql, sid.lower(): _merge(ranges)})
+        """This set with one more GTID executed (for MariaDB: the domain's last GTID)."""
+        one = GTIDSet.parse(gtid)
+        empty = not self.mysql and not self.mariadb
+        if (one.flavor != self.flavor and not empty) or len(one.mysql) + len(one.mariadb) != 1:
+            raise ERR_GTID_PARSE(text=gtid, problem=f"not one {self.flavor} GTID")
+        if one.flavor == "mariadb":
+            return GTIDSet("mariadb", mariadb={**self.mariadb, **one.mariadb})
+        (sid, ranges), = one.mysql.items()
+        return GTIDSet("mysql", mysql={**self.mysql,
+                                       sid: _merge([*self.mysql.get(sid, ()), *ranges])})
 
 
 def _parse_mysql(text: str, items: list[str]) -> dict[str, tuple[tuple[int, int], ...]]:
@@ -133,7 +133,8 @@ def _parse_mysql(text: str, items: list[str]) -> dict[str, tuple[tuple[int, int]
             raise ERR_GTID_PARSE(text=text, problem=f"bad item `{item}`")
         for interval in intervals:
             low, _, high = interval.partition("-")
-            if not low.isdigit() or (high and not high.isdigit()):
+            if not _NUMBER.fullmatch(low) or (high and not _NUMBER.fullmatch(high)) \
+                    or not 0 < int(low) <= int(high or low):
                 raise ERR_GTID_PARSE(text=text, problem=f"bad interval `{interval}`")
             result.setdefault(sid.lower(), []).append((int(low), int(high or low)))
     return {sid: _merge(ranges) for sid, ranges in result.items()}
@@ -143,7 +144,7 @@ def _parse_mariadb(text: str, items: list[str]) -> dict[int, tuple[int, int]]:
     result: dict[int, tuple[int, int]] = {}
     for item in items:
         parts = item.split("-")
-        if len(parts) != 3 or not all(part.isdigit() for part in parts):
+        if len(parts) != 3 or not all(_NUMBER.fullmatch(part) for part in parts):
             raise ERR_GTID_PARSE(text=text, problem=f"bad item `{item}`")
         domain, server, seq = (int(part) for part in parts)
         if domain in result:

@@ -31,12 +31,15 @@ need_cmd() { command -v "$1" >/dev/null 2>&1; }
 pkgs=(mariadb-server mariadb-client)
 need_cmd java || pkgs+=(default-jre-headless)
 need_cmd mvn || pkgs+=(maven)
-need_cmd python3 || pkgs+=(python3 python3-venv)
+PY=${PYTHON:-python3}
+need_cmd "$PY" || pkgs+=(python3)
+# Debian's python3 lacks ensurepip until python3-venv is installed.
+"$PY" -c "import ensurepip" 2>/dev/null || pkgs+=(python3-venv)
 apt_install "${pkgs[@]}"
 
-PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
+if [ ! -x .venv/bin/pip ]; then
     log "creating .venv"
+    rm -rf .venv
     "$PY" -m venv .venv
 fi
 stamp=.venv/.kdm-installed

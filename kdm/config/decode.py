@@ -29,6 +29,7 @@ from kdm.errors import (
     ERR_CONFIG_UNKNOWN_KEY,
     ERR_CONFIG_UNSUPPORTED,
     ERR_CONFIG_YAML,
+    KdmError,
 )
 
 T = TypeVar("T")
@@ -52,10 +53,15 @@ def parse_duration(text: str) -> Duration | None:
 
 
 def key(name: str, doc: str, *, required: bool = False, refused: str | None = None,
-        default: Any = dataclasses.MISSING,
+        accepts: tuple[Any, ...] = (), default: Any = dataclasses.MISSING,
         factory: Callable[[], Any] | None = None) -> Any:
-    """A config field: its YAML key, one-line description, and whether required or refused."""
-    meta = {"key": name, "doc": doc, "required": required, "refused": refused}
+    """A config field: its YAML key, one-line description, and whether required or refused.
+
+    A refused key is still accepted at its default, an empty value, or one of `accepts`
+    (values whose meaning kdm implements), so DM's exported configs load unchanged.
+    """
+    meta = {"key": name, "doc": doc, "required": required, "refused": refused,
+            "accepts": accepts}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -87,7 +93,8 @@ def dotted(at: Path_) -> str:
 def compose(text: str, path: str) -> yaml.Node | None:
     """Parse YAML text into its node tree; a coded error with the line on bad syntax."""
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        documents = [doc for doc in yaml.compose_all(text, Loader=yaml.SafeLoader)
+                     if doc is not None and not _empty_document(doc)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -95,6 +102,15 @@ def compose(text: str, path: str) -> yaml.Node | None:
                               path=path, line=line) from exc
     except yaml.YAMLError as exc:
         raise ERR_CONFIG_YAML(exc, where=path, problem=str(exc), path=path) from exc
+    if len(documents) > 1:
+        line = documents[1].start_mark.line + 1
+        raise ERR_CONFIG_YAML(where=f"{path}:{line}", path=path, line=line,
+                              problem="a config file holds one YAML document")
+    return documents[0] if documents else None
+
+
+def _empty_document(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null") and not node.value
 
 
 def read_text(path: str | Path) -> str:
@@ -162,11 +178,16 @@ class Decoder:
                 raise ERR_CONFIG_UNKNOWN_KEY(where=self.locs.where(here), key=name,
                                              section=dotted(at), path=self.locs.path,
                                              line=self.locs.lines[here])
-            if spec.metadata.get("refused") is not None:
+            value = self._field_value(spec, hints[spec.name], value_node, here)
+            if spec.metadata.get("refused") is not None and not _harmless(spec, value):
                 raise ERR_CONFIG_UNSUPPORTED(where=self.locs.where(here), key=dotted(here),
                                              detail=f": {spec.metadata['refused']}",
                                              path=self.locs.path, line=self.locs.lines[here])
-            kwargs[spec.name] = self.value(hints[spec.name], value_node, here)
+            if spec.metadata.get("required") and value in ("", ()):
+                raise ERR_CONFIG_INVALID_VALUE(where=self.locs.where(here), key=dotted(here),
+                                               problem="must not be empty",
+                                               path=self.locs.path, line=self.locs.lines[here])
+            kwargs[spec.name] = value
         for name, spec in fields.items():
             if spec.metadata.get("required") and spec.name not in kwargs:
                 raise ERR_CONFIG_MISSING_KEY(where=self.locs.where(at), key=name,
@@ -174,10 +195,28 @@ class Decoder:
                                              line=node.start_mark.line + 1)
         return cls(**kwargs)
 
+    def _field_value(self, spec: dataclasses.Field[Any], tp: Any, node: yaml.Node,
+                     at: Path_) -> Any:
+        """The decoded value; for a refused key, any undecodable value is simply refused."""
+        try:
+            return self.value(tp, node, at)
+        except KdmError:
+            if spec.metadata.get("refused") is None:
+                raise
+            return _UNDECODABLE
+
     def _pairs(self, node: yaml.MappingNode, at: Path_) -> list[tuple[yaml.ScalarNode, yaml.Node]]:
+        explicit = [pair for pair in node.value if pair[0].tag != "tag:yaml.org,2002:merge"]
+        self._check_unique(explicit, at)
+        if len(explicit) != len(node.value):
+            self._constructor.flatten_mapping(node)
+        merged = {k.value: (k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+        merged.update({k.value: (k, v) for k, v in explicit})
+        return list(merged.values())
+
+    def _check_unique(self, pairs: list[tuple[yaml.Node, yaml.Node]], at: Path_) -> None:
         seen: set[str] = set()
-        pairs = []
-        for key_node, value_node in node.value:
+        for key_node, _ in pairs:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise self.fail_type(key_node, at, "a plain key")
             if key_node.value in seen:
@@ -187,8 +226,6 @@ class Decoder:
                                                problem="key appears twice", path=self.locs.path,
                                                line=line)
             seen.add(key_node.value)
-            pairs.append((key_node, value_node))
-        return pairs
 
     def _optional(self, tp: Any, node: yaml.Node, at: Path_) -> Any:
         inner = [arg for arg in typing.get_args(tp) if arg is not type(None)]
@@ -200,7 +237,7 @@ class Decoder:
         choices = typing.get_args(tp)
         text = self._scalar(str, node, at)
         for choice in choices:
-            if str(choice).lower() == text.lower():
+            if str(choice) == text:
                 return choice
         line = node.start_mark.line + 1
         raise ERR_CONFIG_INVALID_VALUE(
@@ -229,7 +266,10 @@ class Decoder:
     def _scalar(self, tp: Any, node: yaml.Node, at: Path_) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail_type(node, at, _TYPE_NAMES.get(tp, "a scalar"))
-        value = self._constructor.construct_object(node)
+        try:
+            value = self._constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError) as exc:
+            raise self.fail_type(node, at, _TYPE_NAMES.get(tp, "a scalar")) from exc
         if tp is str:
             return "" if value is None else node.value
         if tp is Duration:
@@ -248,6 +288,15 @@ class Decoder:
         if parsed is None:
             raise self.fail_type(node, at, "a duration such as 5m0s")
         return parsed
+
+
+_UNDECODABLE = object()
+
+
+def _harmless(spec: dataclasses.Field[Any], value: Any) -> bool:
+    """Whether a refused key's value means what kdm does anyway."""
+    default = spec.default_factory() if callable(spec.default_factory) else spec.default
+    return value in ("", (), {}, None, default, *spec.metadata.get("accepts", ()))
 
 
 _TYPE_NAMES: dict[Any, str] = {str: "a string", int: "an integer", bool: "true or false",

@@ -54,6 +54,7 @@ def decrypt(ciphertext: str) -> str:
 
 def decrypt_or_plain(value: str) -> str:
     """DM's rule: a value that decrypts is a ciphertext; any other value is the password."""
+    secret_key()
     if len(value) <= _NONCE + 16:
         return value
     try:

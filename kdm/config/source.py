@@ -7,6 +7,7 @@ is always on and lives in Kafka.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,7 @@ from kdm.errors import ERR_CONFIG_INVALID_VALUE, KdmError
 from kdm.position import GTIDSet
 
 MAX_SOURCE_ID = 32
+SOURCE_ID_RE = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_SOURCE_ID}}}")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class SourceConfig:
 
     source_id: str = key("source-id", "Unique id of the source, at most 32 characters.",
                          required=True, default="")
+    enable: bool = key("enable", "Printed by DM's get-config; sources are enabled by "
+                       "operate-source, so without effect here.", default=True)
     enable_gtid: bool = key("enable-gtid", "Replicate by GTID rather than file/pos.",
                             default=False)
     enable_relay: bool = key("enable-relay", "Deprecated in DM; the Kafka relay is always on.",
@@ -66,6 +70,13 @@ class SourceConfig:
                                                   "empty.", default="")
     server_id: int = key("server-id", "server_id the relay uses as a replica; 0 = derived.",
                          default=0)
+    auto_fix_gtid: bool = key("auto-fix-gtid", "Deprecated in DM; without effect.",
+                              default=False)
+    meta_dir: str = key("meta-dir", "DM's local meta directory; without effect (state lives "
+                        "in Kafka).", default="")
+    charset: str = key("charset", "Deprecated in DM; without effect.", default="")
+    tracer: dict[str, str] = key("tracer", "DM-tracer settings.", refused="DM-tracer is not "
+                                 "supported", factory=dict)
     from_: DBConfig = key("from", "Upstream connection.", required=True, factory=DBConfig)
     purge: Purge = key("purge", "Relay retention.", factory=Purge)
     checker: Checker = key("checker", "Automatic task resume.", factory=Checker)
@@ -86,8 +97,9 @@ def validate(cfg: SourceConfig, locs: Locations) -> SourceConfig:
         return ERR_CONFIG_INVALID_VALUE(where=where, key=dotted(at), problem=problem,
                                         path=locs.path)
 
-    if not cfg.source_id or len(cfg.source_id) > MAX_SOURCE_ID:
-        raise fail(("source-id",), f"must be 1 to {MAX_SOURCE_ID} characters")
+    if not SOURCE_ID_RE.fullmatch(cfg.source_id):
+        raise fail(("source-id",), f"must be 1 to {MAX_SOURCE_ID} characters of a-z A-Z 0-9 "
+                   "'.' '_' '-' (it names the source's Kafka relay topic)")
     if cfg.relay_binlog_gtid:
         try:
             GTIDSet.parse(cfg.relay_binlog_gtid)

@@ -124,7 +124,7 @@ class MydumperConfig:
 
     def consistency(self) -> str:
         """The --consistency mode in extra-args; 'auto' when absent."""
-        args = shlex.split(self.extra_args)
+        args = _split_args(self.extra_args)
         for index, arg in enumerate(args):
             if arg.startswith("--consistency="):
                 return arg.split("=", 1)[1]
@@ -134,7 +134,7 @@ class MydumperConfig:
 
     def unsupported_args(self) -> list[str]:
         """Flags in extra-args other than --consistency and its value."""
-        args = shlex.split(self.extra_args)
+        args = _split_args(self.extra_args)
         rest = []
         skip = False
         for arg in args:
@@ -147,15 +147,25 @@ class MydumperConfig:
         return rest
 
 
+def _split_args(text: str) -> list[str]:
+    """Shell-style words of extra-args; an unbalanced quote is itself an unsupported word."""
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return [text]
+
+
 @dataclass(frozen=True)
 class LoaderConfig:
     """Load unit settings (DM's `loaders`)."""
 
     pool_size: int = key("pool-size", "Parallel load connections.", default=16)
     dir: str = key("dir", "Directory for dumped chunks.", default="./dumped_data")
-    import_mode: str = key("import-mode", "", refused="kdm loads with SQL only", default="")
-    on_duplicate: str = key("on-duplicate", "", refused="kdm's load always replaces",
-                            default="")
+    import_mode: str = key("import-mode", "Only SQL (logical) import.",
+                           refused="kdm loads with SQL only", accepts=("sql", "logical"),
+                           default="")
+    on_duplicate: str = key("on-duplicate", "Only replace.", refused="kdm's load always "
+                            "replaces", accepts=("replace",), default="")
 
 
 @dataclass(frozen=True)
@@ -356,6 +366,7 @@ class _Validator:
                 raise self.invalid(("ignore-checking-items",), f"unknown item `{item}`")
         self._instances()
         self._rules()
+        self._unused()
 
     def _instances(self) -> None:
         seen: set[str] = set()
@@ -390,6 +401,28 @@ class _Validator:
                 raise ERR_CONFIG_UNDEFINED_RULE(where=self.locs.where((*at, field_key)),
                                                 kind=kind, rule=name, source=inst.source_id,
                                                 path=self.locs.path)
+
+    def _unused(self) -> None:
+        task = self.task
+        used: dict[str, set[str]] = {kind: set() for kind in
+                                     ("routes", "filters", "expression-filter", "mydumpers",
+                                      "loaders", "syncers", "block-allow-list")}
+        for inst in task.mysql_instances:
+            used["routes"].update(inst.route_rules)
+            used["filters"].update(inst.filter_rules)
+            used["expression-filter"].update(inst.expression_filters)
+            used["mydumpers"].add(inst.mydumper_config_name)
+            used["loaders"].add(inst.loader_config_name)
+            used["syncers"].add(inst.syncer_config_name)
+            used["block-allow-list"].add(inst.ba_list_name)
+        defined: dict[str, Mapping[str, object]] = {"routes": task.routes, "filters": task.filters,
+                   "expression-filter": task.expression_filter, "mydumpers": task.mydumpers,
+                   "loaders": task.loaders, "syncers": task.syncers,
+                   "block-allow-list": task.ba_lists()}
+        for kind, rules in defined.items():
+            for name in sorted(set(rules) - used[kind]):
+                raise self.invalid((kind, name), f"`{name}` is defined but no source in "
+                                   "mysql-instances uses it (DM refuses unused rules)")
 
     def _unit_conflicts(self, inst: MySQLInstance, at: Path_) -> None:
         for unit in ("mydumper", "loader", "syncer"):

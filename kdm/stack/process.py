@@ -37,23 +37,26 @@ def read_pid(pid_path: Path) -> int | None:
         return None
 
 
-def cmdline(pid: int) -> str:
-    """The process's command line joined by spaces, or '' when it is gone."""
+def cmdline(pid: int) -> list[str]:
+    """The process's arguments, or [] when it is gone."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return ""
-    return raw.replace(b"\0", b" ").decode(errors="replace")
+        return []
+    return raw.decode(errors="replace").split("\0")
 
 
 def is_ours(pid: int, marker: str) -> bool:
-    """Whether `pid` is alive, not a zombie, and its command line contains `marker`."""
+    """Whether `pid` is alive, not a zombie, and one of its arguments is `marker` (or ends
+    in `=marker`); an empty marker matches any live process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
     state = stat.rsplit(")", 1)[-1].split()[0]
-    return state != "Z" and marker in cmdline(pid)
+    args = cmdline(pid)
+    return state != "Z" and (not marker or any(a == marker or a.endswith(f"={marker}")
+                                                for a in args))
 
 
 def running_pid(pid_path: Path, marker: str) -> int | None:
@@ -68,9 +71,11 @@ def stop(pid_path: Path, marker: str, timeout: float = 30.0) -> bool:
     if pid is None:
         pid_path.unlink(missing_ok=True)
         return False
-    os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
     if not wait_until(lambda: not is_ours(pid, marker), timeout):
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
         wait_until(lambda: not is_ours(pid, marker), 10.0)
     _reap(pid)
     pid_path.unlink(missing_ok=True)

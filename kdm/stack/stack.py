@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kdm.errors import ERR_STACK_NOT_UP
+from kdm.errors import ERR_STACK_NOT_UP, ERR_STACK_PORTS_CHANGED
 from kdm.stack.kafka import KafkaBroker, install_jars
 from kdm.stack.mariadb import MariaDB, install_server
 
@@ -58,7 +58,7 @@ class LocalStack:
     """The three servers of one stack home."""
 
     def __init__(self, home: Path, ports: Ports | None = None) -> None:
-        self.home = home
+        self.home = home.resolve()
         self.ports = ports or self._saved_ports() or Ports()
         self.kafka = KafkaBroker(home / "kafka", self.ports.kafka, self.ports.kafka_controller)
         self.upstream = MariaDB("upstream", home / "upstream", self.ports.upstream, 1, binlog=True)
@@ -81,6 +81,10 @@ class LocalStack:
 
     def up(self) -> Endpoints:
         """Start every server that is not running; safe to call when all are up."""
+        saved = self._saved_ports()
+        running = [name for name, pid in self.status().items() if pid is not None]
+        if running and saved is not None and saved != self.ports:
+            raise ERR_STACK_PORTS_CHANGED(home=self.home, running=saved, asked=self.ports)
         self.home.mkdir(parents=True, exist_ok=True)
         self.state_path.write_text(json.dumps(asdict(self.ports)))
         self.install(quiet=True)
@@ -110,6 +114,6 @@ class LocalStack:
 
     def _saved_ports(self) -> Ports | None:
         try:
-            return Ports(**json.loads(self.state_path.read_text()))
+            return Ports(**json.loads((self.home / "stack.json").read_text()))
         except (OSError, ValueError, TypeError):
             return None

@@ -76,3 +76,12 @@ def test_a_taken_port_is_a_coded_error(local_stack: LocalStack, tmp_path: Path) 
         assert caught.value.code == 54003
     finally:
         clash.down()
+
+
+def test_up_with_other_ports_on_a_running_stack_is_refused(local_stack: LocalStack) -> None:
+    other = Ports(process.free_port(), local_stack.ports.kafka_controller,
+                  local_stack.ports.upstream, local_stack.ports.downstream)
+    with pytest.raises(KdmError) as caught:
+        LocalStack(local_stack.home, other).up()
+    assert caught.value.code == 54006
+    assert LocalStack(local_stack.home).ports == local_stack.ports

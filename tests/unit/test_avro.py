@@ -91,3 +91,17 @@ def test_registry_ids_are_used_when_a_registry_is_configured() -> None:
     assert reader.decode(data)[1]["after"] == [5]
     with pytest.raises(KdmError):
         AvroCodec().decode(data)
+
+
+def test_integers_beyond_int64_travel_as_exact_strings() -> None:
+    codec = AvroCodec()
+    data = codec.encode(RELAY, row_event([2**64 - 1, 2**63, -(2**63) - 1, 2**63 - 1]), "t")
+    assert codec.decode(data)[1]["after"] == ["18446744073709551615", "9223372036854775808",
+                                              "-9223372036854775809", 2**63 - 1]
+
+
+@pytest.mark.parametrize("value", [True, Decimal("1.5"), object()])
+def test_unsupported_row_values_are_coded(value: object) -> None:
+    with pytest.raises(KdmError) as caught:
+        AvroCodec().encode(RELAY, row_event([value]), "t")
+    assert caught.value.code == 52005

@@ -176,3 +176,47 @@ def test_readme_documents_every_key(cls: type[Any]) -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [k for k in config_keys(cls) if f"| `{k}` |" not in readme]
     assert not missing, f"README lacks: {missing}"
+
+
+def test_refused_keys_at_dm_defaults_load() -> None:
+    task = parse_task(MINIMAL_TASK.replace("  - source-id: a", "  - source-id: a\n"
+                                           "    loader-config-name: g\n"
+                                           "    column-mapping-rules: []")
+                      + "column-mappings: {}\ntidb: null\n"
+                      "loaders:\n  g: {import-mode: sql, on-duplicate: replace}\n")
+    assert task.loaders["g"].import_mode == "sql"
+
+
+def test_dm_get_config_source_keys_load() -> None:
+    src = parse_source("source-id: s\nenable: true\nauto-fix-gtid: false\nmeta-dir: ./dm_meta\n"
+                       "charset: ''\ntracer: {}\nfrom: {host: h}\n")
+    assert src.enable and src.meta_dir == "./dm_meta"
+
+
+def test_yaml_merge_keys_and_a_trailing_document_marker() -> None:
+    text = MINIMAL_TASK.replace(
+        "target-database: {host: 127.0.0.1}",
+        "target-database:\n  <<: {host: 127.0.0.1, port: 3306}\n  port: 4000")
+    task = parse_task(text + "---\n")
+    assert (task.target_database.host, task.target_database.port) == ("127.0.0.1", 4000)
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    (MINIMAL_TASK + "---\nname: second\n", 20002),
+    (MINIMAL_TASK.replace("name: t", "name: !!int abc"), 20005),
+    (MINIMAL_TASK.replace("name: t", "name: ''"), 20007),
+    (MINIMAL_TASK.replace("task-mode: all", "task-mode: ALL"), 20007),
+    (MINIMAL_TASK + "routes:\n  unused: {schema-pattern: a, target-schema: b}\n", 20007),
+    (MINIMAL_TASK.replace("  - source-id: a", "  - source-id: a\n    mydumper-config-name: g")
+     + "mydumpers:\n  g: {extra-args: \"--consistency 'none\"}\n", 20006),
+])
+def test_more_bad_tasks_are_coded(text: str, code: int) -> None:
+    with pytest.raises(KdmError) as caught:
+        parse_task(text, "t.yaml")
+    assert caught.value.code == code, caught.value.render()
+    assert "t.yaml:" in caught.value.message
+
+
+def test_source_id_must_make_a_legal_topic_name() -> None:
+    with pytest.raises(KdmError, match="Kafka relay topic"):
+        parse_source("source-id: 'mysql replica/01'\nfrom: {host: h}\n")

@@ -25,9 +25,9 @@ FROZEN = {
     20010: "ConfigDecryptPassword", 20011: "ConfigConflict",
     22001: "PositionParse", 22002: "GTIDSetParse",
     52001: "KafkaAdmin", 52002: "KafkaTopicMismatch", 52003: "KafkaMessageDecode",
-    52004: "KafkaSchemaRegistry",
+    52004: "KafkaSchemaRegistry", 52005: "KafkaMessageEncode",
     54001: "StackInstall", 54002: "StackStart", 54003: "StackPortTaken", 54004: "StackNotUp",
-    54005: "StackSmokeFailed",
+    54005: "StackSmokeFailed", 54006: "StackPortsChanged",
 }
 
 

@@ -61,3 +61,20 @@ def test_bad_gtid_sets_are_coded(text: str) -> None:
     with pytest.raises(KdmError) as caught:
         GTIDSet.parse(text)
     assert caught.value.code == 22002
+
+
+@pytest.mark.parametrize("text", [f"{UUID}:9-3", f"{UUID}:0", "0-1-\u0661"])
+def test_impossible_gtid_intervals_are_refused(text: str) -> None:
+    with pytest.raises(KdmError):
+        GTIDSet.parse(text)
+
+
+def test_add_refuses_other_flavours_and_garbage() -> None:
+    for bad in ("0-1-5", "nonsense", f"{UUID}:1-3,{UUID.replace('3e', '4e')}:1"):
+        with pytest.raises(KdmError):
+            GTIDSet.parse(f"{UUID}:1").add(bad)
+
+
+def test_position_gtid_is_canonical_even_multiline() -> None:
+    pos = Position.parse(f"binlog.000002:4@{UUID.upper()}:1-3,\n{UUID}:4")
+    assert pos.gtid == f"{UUID}:1-4"
