@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import dataclasses
-import typing
 from typing import Any
 
+from kdm.config.decode import key_paths
 from kdm.config.service import ServiceConfig
 from kdm.config.source import SourceConfig
 from kdm.config.task import TaskConfig
@@ -33,22 +33,10 @@ def default(spec: dataclasses.Field[Any]) -> str:
     return f'`"{value}"`' if isinstance(value, str) else f"`{value!r}`"
 
 
-def rows(cls: type[Any], prefix: str = "") -> list[str]:
+def rows(cls: type[Any]) -> list[str]:
     """One table row per key of `cls`, nested keys after their parent."""
-    out = []
-    hints = typing.get_type_hints(cls)
-    for spec in dataclasses.fields(cls):
-        path = prefix + spec.metadata["key"]
-        tp = hints[spec.name]
-        inner = [a for a in (tp, *typing.get_args(tp)) if dataclasses.is_dataclass(a)]
-        if typing.get_origin(tp) is dict and inner:
-            path += ".<name>"
-        elif typing.get_origin(tp) is tuple and inner:
-            path += "[]"
-        out.append(f"| `{path}` | {default(spec)} | {status(spec)} | {spec.metadata['doc']} |")
-        for nested in inner:
-            out += rows(typing.cast(type[Any], nested), path + ".")
-    return out
+    return [f"| `{path}` | {default(spec)} | {status(spec)} | {spec.metadata['doc']} |"
+            for path, spec in key_paths(cls)]
 
 
 def main() -> None:

@@ -109,6 +109,25 @@ def compose(text: str, path: str) -> yaml.Node | None:
     return documents[0] if documents else None
 
 
+def key_paths(cls: type[Any], prefix: str = "") -> list[tuple[str, dataclasses.Field[Any]]]:
+    """Every key of a config dataclass as DM users write its path (`syncers.<name>.batch`,
+    `mysql-instances[].meta`), each with its field, nested keys after their parent."""
+    out = []
+    hints = typing.get_type_hints(cls)
+    for spec in dataclasses.fields(cls):
+        path = prefix + spec.metadata["key"]
+        tp = hints[spec.name]
+        inner = [a for a in (tp, *typing.get_args(tp)) if dataclasses.is_dataclass(a)]
+        if typing.get_origin(tp) is dict and inner:
+            path += ".<name>"
+        elif typing.get_origin(tp) is tuple and inner:
+            path += "[]"
+        out.append((path, spec))
+        for nested in inner:
+            out += key_paths(typing.cast(type[Any], nested), path + ".")
+    return out
+
+
 def _empty_document(node: yaml.Node) -> bool:
     return isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null") and not node.value
 

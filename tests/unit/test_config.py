@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from kdm.config import (
     parse_source,
     parse_task,
 )
-from kdm.config.decode import parse_duration
+from kdm.config.decode import key_paths, parse_duration
 from kdm.config.service import with_env
 from kdm.config.task import resolve_units
 from kdm.errors import ConfigError, KdmError
@@ -151,30 +149,11 @@ def test_shard_merge_example_resolves_its_rules() -> None:
         "insert-value-expr": "customer LIKE 'test-%'"}
 
 
-def config_keys(cls: type[Any], prefix: str = "") -> list[str]:
-    """Every YAML key path of a config dataclass, as the README's tables spell them."""
-    keys = []
-    hints = typing.get_type_hints(cls)
-    for spec in dataclasses.fields(cls):
-        path = prefix + spec.metadata["key"]
-        tp = hints[spec.name]
-        args = typing.get_args(tp)
-        inner = [a for a in (tp, *args) if dataclasses.is_dataclass(a)]
-        if typing.get_origin(tp) is dict and inner:
-            path += ".<name>"
-        elif typing.get_origin(tp) is tuple and inner:
-            path += "[]"
-        keys.append(path)
-        for nested in inner:
-            keys += config_keys(typing.cast(type[Any], nested), path + ".")
-    return keys
-
-
 @pytest.mark.parametrize("cls", [SourceConfig, TaskConfig, ServiceConfig],
                          ids=lambda c: c.__name__)
 def test_readme_documents_every_key(cls: type[Any]) -> None:
     readme = (ROOT / "README.md").read_text()
-    missing = [k for k in config_keys(cls) if f"| `{k}` |" not in readme]
+    missing = [k for k, _ in key_paths(cls) if f"| `{k}` |" not in readme]
     assert not missing, f"README lacks: {missing}"
 
 
