@@ -16,7 +16,7 @@ import pymysql
 import pytest
 
 from kdm.config.service import KafkaConfig
-from kdm.stack.process import free_port
+from kdm.stack.process import free_ports
 from kdm.stack.stack import Endpoints, LocalStack, Ports
 
 
@@ -29,7 +29,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         stack.require_up()
         yield stack
         return
-    ports = Ports(free_port(), free_port(), free_port(), free_port())
+    ports = Ports(*free_ports(4))
     stack = LocalStack(tmp_path_factory.mktemp("stack"), ports)
     try:
         stack.up()

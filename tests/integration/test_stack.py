@@ -52,8 +52,7 @@ def test_smoke_check_passes(local_stack: LocalStack) -> None:
 
 
 def test_down_stops_exactly_its_processes(tmp_path: Path) -> None:
-    ports = Ports(process.free_port(), process.free_port(), process.free_port(),
-                  process.free_port())
+    ports = Ports(*process.free_ports(4))
     stack = LocalStack(tmp_path / "own", ports)
     try:
         stack.up()
@@ -68,8 +67,8 @@ def test_down_stops_exactly_its_processes(tmp_path: Path) -> None:
 
 
 def test_a_taken_port_is_a_coded_error(local_stack: LocalStack, tmp_path: Path) -> None:
-    clash = LocalStack(tmp_path / "clash", Ports(local_stack.ports.kafka, process.free_port(),
-                                                 process.free_port(), process.free_port()))
+    clash = LocalStack(tmp_path / "clash", Ports(local_stack.ports.kafka,
+                                                 *process.free_ports(3)))
     try:
         with pytest.raises(KdmError) as caught:
             clash.up()
