@@ -114,6 +114,6 @@ class LocalStack:
 
     def _saved_ports(self) -> Ports | None:
         try:
-            return Ports(**json.loads((self.home / "stack.json").read_text()))
+            return Ports(**json.loads(self.state_path.read_text()))
         except (OSError, ValueError, TypeError):
             return None
