@@ -5,14 +5,16 @@ Exit codes: 0 success; 1 a coded kdm error (printed in DM's `[code=...]` form); 
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from cli.common import emit
+from cli.relay import pause_relay, producer, read_topic, resume_relay
 from cli.stack import stack
+from cli.status import query_status
 from kdm.config import load_service, load_source, load_task
 from kdm.config.secret import decrypt, encrypt
 from kdm.errors import KdmError
@@ -27,11 +29,6 @@ class KdmGroup(click.Group):
         except KdmError as exc:
             click.echo(exc.render(), err=True)
             ctx.exit(1)
-
-
-def emit(result: dict[str, Any]) -> None:
-    """Print a dmctl-shaped JSON result (`result`, `msg`, ...)."""
-    click.echo(json.dumps(result, indent=4))
 
 
 @click.group(cls=KdmGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,4 +72,5 @@ def check_config(kind: str, files: tuple[Path, ...]) -> None:
         sys.exit(1)
 
 
-main.add_command(stack)
+for command in (stack, producer, pause_relay, resume_relay, read_topic, query_status):
+    main.add_command(command)

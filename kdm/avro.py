@@ -120,11 +120,15 @@ class AvroCodec:
         """The newest repository schema with this full name (e.g. `io.kdm.relay.RelayEvent`)."""
         return self._latest[name]
 
-    def encode(self, name: str, record: dict[str, Any], topic: str) -> bytes:
-        """Wire-format bytes of `record` written with the newest schema called `name`."""
+    def encode(self, name: str, record: dict[str, Any], topic: str,
+               checked_values: bool = False) -> bytes:
+        """Wire-format bytes of `record` written with the newest schema called `name`.
+
+        Row images are passed through `row_value` unless the caller guarantees they already
+        hold only union types (`checked_values`, as the relay's decoder does)."""
         schema = self._latest[name]
         for image in ("before", "after"):
-            if record.get(image) is not None:
+            if not checked_values and record.get(image) is not None:
                 record = {**record, image: [row_value(v) for v in record[image]]}
         out = io.BytesIO()
         out.write(_HEADER.pack(MAGIC, self._writer_id(schema, topic)))

@@ -261,7 +261,7 @@ ERR_KAFKA_TOPIC_MISMATCH = declare(
     "Recreate the topic or change its configuration to match; kdm will not alter it silently.")
 ERR_KAFKA_DECODE = declare(
     52003, "KafkaMessageDecode", _K, _I, _H, "cannot decode message at {where}: {problem}",
-    "The record is not a kdm Avro message of a known schema; inspect it with `kdm relay dump`.")
+    "The record is not a kdm Avro message of a known schema; inspect it with `kdm read-topic`.")
 ERR_KAFKA_SCHEMA_REGISTRY = declare(
     52004, "KafkaSchemaRegistry", _K, _I, _H, "schema registry {url}: {problem}",
     "Check kafka.schema-registry-url, or leave it empty to use the repository's schema ids.",
@@ -278,3 +278,46 @@ ERR_POSITION_PARSE = declare(
 ERR_GTID_PARSE = declare(
     22002, "GTIDSetParse", ErrClass.BINLOG_OP, _I, _H, "cannot parse GTID set `{text}`: {problem}",
     "MySQL GTID sets look like `uuid:1-100`; MariaDB's like `0-1-100`.")
+
+_R, _U = ErrClass.RELAY_UNIT, Scope.UPSTREAM
+ERR_RELAY_UNSUPPORTED_COLUMN = declare(
+    30001, "RelayUnsupportedColumn", _R, _U, _H,
+    "table {schema}.{table} column {column}: binlog column type {type} is not supported",
+    "Change the column to a supported type, or exclude the table with binlog-do/ignore rules "
+    "on the upstream.")
+ERR_RELAY_UNSUPPORTED_EVENT = declare(
+    30002, "RelayUnsupportedEvent", _R, _U, _H, "unsupported binlog event at {position}: {problem}",
+    "Set binlog_format=ROW and binlog_row_image=FULL on the upstream (globally and in every "
+    "session), then restart the relay from a position after this event.")
+ERR_RELAY_DECODE = declare(
+    30003, "RelayEventDecode", _R, _U, _H, "cannot decode binlog event at {position}: {problem}",
+    "The event is malformed or uses a feature kdm does not read; report it with the position.")
+ERR_RELAY_BINLOG_PURGED = declare(
+    30004, "RelayBinlogPurged", _R, _U, _H,
+    "the upstream no longer holds the binlog the relay needs at {position}",
+    "The events after this point are gone from the upstream: restore them, or re-create the "
+    "relay topic and start from a full dump (task-mode all).")
+ERR_RELAY_UPSTREAM = declare(
+    30005, "RelayUpstreamRead", _R, _U, _H, "cannot read binlog from {address}",
+    "Check the upstream is up and the user has REPLICATION SLAVE and REPLICATION CLIENT.",
+    resumable=True)
+ERR_RELAY_KAFKA_WRITE = declare(
+    30006, "RelayKafkaWrite", _R, _I, _H, "cannot write relay events to {topic}",
+    "Check the Kafka brokers; the relay retries from its last committed event.", resumable=True)
+ERR_RELAY_TAIL = declare(
+    30007, "RelayTopicTail", _R, _I, _H,
+    "cannot read the resume point from the last record of {topic}: {problem}",
+    "Inspect the topic's last records with `kdm read-topic`; a foreign record there blocks "
+    "the relay.")
+ERR_RELAY_START = declare(
+    30008, "RelayStartPosition", _R, _U, _H, "cannot find where to start the relay: {problem}",
+    "Check that the upstream has log_bin enabled, or set relay-binlog-name / "
+    "relay-binlog-gtid in source.yaml.")
+ERR_RELAY_STAGE = declare(
+    30009, "RelayStageTransition", _R, _I, Level.LOW,
+    "relay of {source} cannot go from {current} to {wanted}",
+    "Check the relay's stage with `kdm query-status -s <source>`.")
+ERR_RELAY_UPSTREAM_CONFIG = declare(
+    30010, "RelayUpstreamConfig", _R, _U, _H, "upstream {address}: {problem}",
+    "Set binlog_format=ROW, binlog_row_image=FULL and binlog_row_metadata=FULL on the "
+    "upstream (MySQL 8.0.14+ / MariaDB 10.5+).")

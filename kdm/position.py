@@ -112,6 +112,14 @@ class GTIDSet:
         sid, _, number = gtid.rpartition(":")
         return any(a <= int(number) <= b for a, b in self.mysql.get(sid.lower(), ()))
 
+    def issubset(self, other: GTIDSet) -> bool:
+        """Whether every transaction of this set is also in `other`."""
+        if self.flavor == "mariadb" or other.flavor == "mariadb":
+            return all(d in other.mariadb and q <= other.mariadb[d][1]
+                       for d, (_s, q) in self.mariadb.items()) and not self.mysql
+        return all(any(a <= low and high <= b for a, b in other.mysql.get(sid, ()))
+                   for sid, ranges in self.mysql.items() for low, high in ranges)
+
     def add(self, gtid: str) -> GTIDSet:
         """This set with one more GTID executed (for MariaDB: the domain's last GTID)."""
         one = GTIDSet.parse(gtid)

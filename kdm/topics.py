@@ -46,13 +46,14 @@ class Topics:
         return TopicSpec(f"{self.prefix}.ddl-ops", 1, "delete", 7 * 24 * 3_600_000)
 
     def compacted(self, name: str) -> TopicSpec:
-        """A compacted state topic: `sources`, `tasks`, `status` or `locks`."""
+        """A compacted state topic: `sources`, `tasks`, `stages`, `status` or `locks`."""
         return TopicSpec(f"{self.prefix}.{name}", 1, "compact")
 
     def control(self) -> list[TopicSpec]:
         """Every topic the control plane needs, created at coordinator start."""
         return [self.ddl(), self.ddl_ops(), *(self.compacted(name) for name in
-                                              ("sources", "tasks", "status", "locks"))]
+                                              ("sources", "tasks", "stages", "status",
+                                                              "locks"))]
 
     def sync_group(self, task: str, source_id: str) -> str:
         """The consumer group whose committed offsets are a subtask's sync checkpoint."""

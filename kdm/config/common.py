@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from kdm.config.decode import key
 from kdm.config.secret import decrypt_or_plain
@@ -39,6 +39,17 @@ class DBConfig:
     def plain_password(self) -> str:
         """The password to connect with: decrypted when it is a kdm ciphertext."""
         return decrypt_or_plain(self.password)
+
+    def connect_args(self) -> dict[str, Any]:
+        """Keyword arguments for `pymysql.connect` (TLS included when configured)."""
+        args: dict[str, Any] = {"host": self.host, "port": self.port, "user": self.user,
+                                "password": self.plain_password(), "charset": "utf8mb4",
+                                "connect_timeout": 10}
+        if self.security is not None:
+            args["ssl"] = {k: v for k, v in (("ca", self.security.ssl_ca),
+                                             ("cert", self.security.ssl_cert),
+                                             ("key", self.security.ssl_key)) if v}
+        return args
 
 
 FILTER_EVENTS = frozenset({

@@ -36,7 +36,7 @@ class KafkaConfig:
     client_config: dict[str, str] = key("client-config", "Extra librdkafka properties (TLS, "
                                         "SASL) for every client.", factory=dict)
 
-    def client(self, **extra: str | int | float | bool) -> dict[str, str | int | float | bool]:
+    def client(self, **extra: Any) -> dict[str, Any]:
         """A librdkafka configuration for this cluster with `extra` settings on top."""
         return {"bootstrap.servers": self.bootstrap_servers, **self.client_config, **extra}
 

@@ -1,0 +1,152 @@
+"""Stages of relays and subtasks, their one transition table, and the stages topic.
+
+The transition table is DM's subtask state machine (seed 002 / reference C §5); a relay
+uses the same stages (DM's relay has New, Running, Paused and Stopped). Every stage change
+goes through `transition`, which refuses an illegal move by naming both stages.
+
+What a user *asks* for lives on the compacted stages topic (`<prefix>.stages`), one record
+per key: `relay/<source-id>` or `subtask/<task>/<source-id>`. The process that runs the
+unit watches its key and moves its own stage accordingly; a new revision of the same stage
+asks again, so `resume-relay` after an error is a new `Running` request.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from confluent_kafka import Producer
+
+from kdm.avro import AvroCodec
+from kdm.config.service import KafkaConfig
+from kdm.errors import ERR_KAFKA_ADMIN, ErrorSpec
+from kdm.kafka_admin import ensure_topics
+from kdm.relay_log import TopicReader
+from kdm.topics import Topics
+
+STAGE = "io.kdm.control.Stage"
+
+
+class Stage(Enum):
+    """A unit's stage; the value is DM's spelling."""
+
+    NEW = "New"
+    RUNNING = "Running"
+    PAUSED = "Paused"
+    STOPPED = "Stopped"
+    FINISHED = "Finished"
+
+
+TRANSITIONS: dict[Stage, frozenset[Stage]] = {
+    Stage.NEW: frozenset({Stage.RUNNING, Stage.PAUSED, Stage.STOPPED}),
+    Stage.RUNNING: frozenset({Stage.PAUSED, Stage.STOPPED, Stage.FINISHED}),
+    Stage.PAUSED: frozenset({Stage.RUNNING, Stage.STOPPED}),
+    Stage.STOPPED: frozenset({Stage.RUNNING}),
+    Stage.FINISHED: frozenset(),
+}
+
+
+def transition(current: Stage, wanted: Stage, error: ErrorSpec, **fields: Any) -> Stage:
+    """`wanted` if the table allows current → wanted (or they are equal); else `error`."""
+    if wanted == current or wanted in TRANSITIONS[current]:
+        return wanted
+    raise error(current=current.value, wanted=wanted.value, **fields)
+
+
+def host_id() -> str:
+    """This process's name in status records: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class StageRequest:
+    """One record of the stages topic."""
+
+    key: str
+    stage: Stage
+    revision: int
+    updated_ms: int
+    by: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The Avro record form."""
+        return {"key": self.key, "stage": self.stage.value, "revision": self.revision,
+                "updated_ms": self.updated_ms, "by": self.by}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StageRequest:
+        """Inverse of `to_dict`."""
+        return cls(data["key"], Stage(data["stage"]), int(data["revision"]),
+                   int(data["updated_ms"]), data.get("by") or "")
+
+
+def relay_key(source_id: str) -> str:
+    """The stages/status key of a source's relay."""
+    return f"relay/{source_id}"
+
+
+def request(kafka: KafkaConfig, key: str, stage: Stage, by: str) -> StageRequest:
+    """Write a stage request for `key` and wait until Kafka has it."""
+    topic = Topics(kafka.topic_prefix).compacted("stages")
+    ensure_topics(kafka, [topic])
+    now = time.time_ns()
+    req = StageRequest(key, stage, now, now // 1_000_000, by)
+    producer = Producer(kafka.client(acks="all", log_level=3))
+    producer.produce(topic.name, AvroCodec().encode(STAGE, req.to_dict(), topic.name), key)
+    if producer.flush(30) != 0:
+        raise ERR_KAFKA_ADMIN(op="produce", target=topic.name)
+    return req
+
+
+def read_requests(kafka: KafkaConfig) -> dict[str, StageRequest]:
+    """The latest request of every key."""
+    topic = Topics(kafka.topic_prefix).compacted("stages").name
+    latest: dict[str, StageRequest] = {}
+    with TopicReader(kafka, topic) as reader:
+        for message in reader.read(reader.bounds()[0]):
+            req = StageRequest.from_dict(message.value)
+            latest[req.key] = req
+    return latest
+
+
+class StageWatcher:
+    """Follows the stages topic in a thread and keeps the latest request for one key."""
+
+    def __init__(self, kafka: KafkaConfig, key: str) -> None:
+        self.kafka = kafka
+        self.key = key
+        self.latest: StageRequest | None = None
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self.topic = Topics(kafka.topic_prefix).compacted("stages")
+        self._thread = threading.Thread(target=self._run, name=f"stages-{key}", daemon=True)
+
+    def start(self) -> StageWatcher:
+        """Start following; `ready` is set once the topic's backlog has been read."""
+        ensure_topics(self.kafka, [self.topic])
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop following."""
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        with TopicReader(self.kafka, self.topic.name) as reader:
+            low, high = reader.bounds()
+            if high == low:
+                self.ready.set()
+            for message in reader.read(low, follow=True,
+                                       keep_going=lambda: not self._stop.is_set()):
+                if message.key == self.key:
+                    self.latest = StageRequest.from_dict(message.value)
+                if message.offset + 1 >= high:
+                    self.ready.set()
+                if self._stop.is_set():
+                    return
