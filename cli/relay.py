@@ -17,6 +17,7 @@ from kdm.position import Position
 from kdm.relay_log import TopicReader, after_position
 from kdm.stages import Stage, relay_key, request
 from kdm.topics import Topics
+from producers.settings import RelaySettings
 
 
 @click.group("producer")
@@ -30,14 +31,19 @@ def producer() -> None:
 @config_option
 @click.option("--metrics-port", type=int, default=0, help="Serve Prometheus metrics here.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning"]))
+@click.option("--batch-records", type=int, default=RelaySettings.batch_records,
+              show_default=True, help="Commit a Kafka transaction after this many records.")
+@click.option("--commit-interval", type=float, default=RelaySettings.commit_seconds,
+              show_default=True, help="... or after this many seconds.")
 def producer_run(sources: tuple[str, ...], config_path: str | None, metrics_port: int,
-                 log_level: str) -> None:
+                 log_level: str, batch_records: int, commit_interval: float) -> None:
     """Relay each source's binlog into its relay topic until SIGTERM/SIGINT."""
     from producers.relay import Relay
 
     log.setup(log_level)
     kafka = kafka_config(config_path)
-    relays = [Relay(load_source(path), kafka) for path in sources]
+    settings = RelaySettings(batch_records=batch_records, commit_seconds=commit_interval)
+    relays = [Relay(load_source(path), kafka, settings) for path in sources]
     if metrics_port:
         from prometheus_client import start_http_server
         start_http_server(metrics_port)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from kdm.avro import AvroCodec
@@ -36,21 +35,10 @@ from kdm.stages import Stage, StageWatcher, relay_key, transition
 from kdm.topics import Topics
 from producers import metrics
 from producers.reader import BinlogReader, Resume
+from producers.settings import RelaySettings
 from producers.status import RelayStatusReporter
 from producers.upstream import Upstream
 from producers.writer import RelayWriter, TransactionAborted
-
-
-@dataclass(frozen=True)
-class RelaySettings:
-    """Tuning of one relay."""
-
-    batch_records: int = 20_000
-    commit_seconds: float = 0.2
-    heartbeat_seconds: float = 1.0
-    status_seconds: float = 2.0
-    backoff_min: float = 1.0
-    backoff_max: float = 30.0
 
 
 class Relay:
