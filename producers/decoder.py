@@ -24,6 +24,7 @@ JSON (MySQL binary)           its JSON text
 
 from __future__ import annotations
 
+import codecs
 import json
 import struct
 import time
@@ -41,13 +42,34 @@ Reader = Callable[[bytes, int], tuple[Any, int]]
 _INT64_MAX = 2**63 - 1
 _DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
 # Python names for MySQL character sets pymysql does not map, and MySQL's bytes per char.
-_ENCODINGS = {"utf8mb3": "utf8", "utf8mb4": "utf8", "utf16le": "utf-16-le", "ucs2": "utf-16-be",
+_ENCODINGS = {"utf8mb3": "utf8", "utf8mb4": "utf8", "latin1": "kdm_mysql_latin1",
+              "utf16le": "utf-16-le", "ucs2": "utf-16-be",
               "utf16": "utf-16-be", "utf32": "utf-32-be", "gb18030": "gb18030",
               "eucjpms": "euc_jp", "ujis": "euc_jp", "koi8u": "koi8_u", "koi8r": "koi8_r"}
 _MAXLEN = {"utf8mb4": 4, "utf8": 3, "utf8mb3": 3, "ucs2": 2, "utf16": 4, "utf16le": 4,
            "utf32": 4, "gbk": 2, "big5": 2, "sjis": 2, "cp932": 2, "ujis": 3, "eucjpms": 3,
            "euckr": 2, "gb2312": 2, "gb18030": 4}
 _BLOB_NAMES = {1: "tiny", 2: "", 3: "medium", 4: "long"}
+_UNSIGNED_TYPES = frozenset({FIELD_TYPE.TINY, FIELD_TYPE.SHORT, FIELD_TYPE.INT24, FIELD_TYPE.LONG,
+                             FIELD_TYPE.LONGLONG, FIELD_TYPE.FLOAT, FIELD_TYPE.DOUBLE,
+                             FIELD_TYPE.NEWDECIMAL})
+# MySQL's latin1 is Windows-1252 with its five unassigned bytes (0x81 0x8D 0x8F 0x90 0x9D)
+# mapped to the C1 controls of the same number; Python's cp1252 refuses those bytes.
+_LATIN1_TABLE = "".join(chr(b) if b in (0x81, 0x8D, 0x8F, 0x90, 0x9D)
+                        else bytes([b]).decode("cp1252") for b in range(256))
+_LATIN1_ENCODE = codecs.charmap_build(_LATIN1_TABLE)
+
+
+def _mysql_latin1(name: str) -> codecs.CodecInfo | None:
+    if name != "kdm_mysql_latin1":
+        return None
+    return codecs.CodecInfo(
+        name="kdm_mysql_latin1",
+        encode=lambda text, errors="strict": codecs.charmap_encode(text, errors, _LATIN1_ENCODE),
+        decode=lambda data, errors="strict": codecs.charmap_decode(data, errors, _LATIN1_TABLE))
+
+
+codecs.register(_mysql_latin1)
 
 
 @dataclass(frozen=True)
@@ -116,7 +138,9 @@ class TableDecoder:
 
 def _column_info(column: Any, nullable: bool) -> ColumnInfo:
     charset = charset_name(column)
-    return ColumnInfo(column.name or "", type_text(column), bool(column.unsigned), nullable,
+    # only where UNSIGNED is part of the type: MariaDB flags YEAR unsigned, MySQL does not
+    unsigned = bool(column.unsigned) and column.type in _UNSIGNED_TYPES
+    return ColumnInfo(column.name or "", type_text(column), unsigned, nullable,
                       "PRI" if column.is_primary else "",
                       "" if charset == "binary" else charset)
 
@@ -274,22 +298,9 @@ def _json(column: Any) -> Reader:
         length = int.from_bytes(buf[off:off + size], "little")
         start = off + size
         raw = buf[start:start + length]
-        value = _json_text(parse_json(raw[0], _Bytes(raw[1:]))) if length else "null"
+        value = _json_text(parse_json(raw[0], raw[1:])) if length else "null"
         return value, start + length
     return read
-
-
-class _Bytes:
-    """The tiny reader interface mysql-replication's binary JSON parser expects."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def read(self, size: int) -> bytes:
-        chunk = self.data[self.pos:self.pos + size]
-        self.pos += size
-        return chunk
 
 
 def _json_text(value: Any) -> str:

@@ -57,14 +57,18 @@ def kafka(endpoints: Endpoints, unique: str) -> KafkaConfig:
 
 
 def _database(stack_server_port: int, name: str) -> Iterator[str]:
-    conn = pymysql.connect(host="127.0.0.1", port=stack_server_port, user="root", password="",
-                           autocommit=True)
-    with conn, conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}`")
-        try:
-            yield name
-        finally:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    def run(sql: str) -> None:
+        # a fresh connection each time: a test may restart the server in between
+        conn = pymysql.connect(host="127.0.0.1", port=stack_server_port, user="root",
+                               password="", autocommit=True)
+        with conn, conn.cursor() as cur:
+            cur.execute(sql)
+
+    run(f"CREATE DATABASE `{name}`")
+    try:
+        yield name
+    finally:
+        run(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 @pytest.fixture
