@@ -22,6 +22,8 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from kdm.position import GTIDSet
+from kdm.stack.kafka import KafkaBroker
+from kdm.stack.mariadb import MariaDB
 from kdm.stack.stack import Endpoints, LocalStack, default_home
 
 
@@ -54,8 +56,8 @@ def local_stack() -> Iterator[Endpoints]:
             log("stopping the local stack, started by this benchmark")
             stack.down()
         elif down:
-            servers = {"kafka": stack.kafka, "upstream": stack.upstream,
-                       "downstream": stack.downstream}
+            servers: dict[str, KafkaBroker | MariaDB] = {
+                "kafka": stack.kafka, "upstream": stack.upstream, "downstream": stack.downstream}
             for name in down:
                 log(f"stopping {name}, started by this benchmark")
                 servers[name].stop()
@@ -113,10 +115,10 @@ def rate(count: float, seconds: float) -> float:
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """A plain text table on stdout: text left-aligned, numbers right-aligned."""
+    """A plain text table on stdout: columns holding numbers right-aligned, others left."""
     cells = [[_cell(value) for value in row] for row in rows]
     widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
-    numeric = [all(isinstance(row[i], int | float) for row in rows) for i in range(len(headers))]
+    numeric = [any(isinstance(row[i], int | float) for row in rows) for i in range(len(headers))]
 
     def line(values: Sequence[str]) -> str:
         return "  ".join(v.rjust(w) if num else v.ljust(w)

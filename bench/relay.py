@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import itertools
 import random
 import threading
@@ -57,6 +58,7 @@ from kdm.position import GTIDSet
 from kdm.stack.stack import Endpoints
 from kdm.stages import Stage
 from kdm.topics import Topics
+from producers.reader import Resume
 from producers.relay import Relay
 from producers.settings import RelaySettings
 from producers.upstream import Upstream
@@ -250,7 +252,7 @@ class TimedRelay(Relay):
 
     read_started: float | None = None
 
-    def _resume_point(self, upstream: Upstream) -> Any:
+    def _resume_point(self, upstream: Upstream) -> Resume:
         resume = super()._resume_point(upstream)
         if self.read_started is None:
             self.read_started = time.monotonic()
@@ -339,6 +341,7 @@ def run_ours(endpoints: Endpoints, work: Workload, settings: RelaySettings,
                                   topics.compacted("status").name])
         except Exception as exc:  # cleanup must not hide the run's own outcome
             log(f"could not delete topics under prefix {kafka.topic_prefix}: {exc}")
+        gc.collect()  # close the Kafka clients left in reference cycles, while Kafka is up
     started = relay.read_started or launched
     points = [started, *marks]
     return Measured([b - a for a, b in itertools.pairwise(points)],
@@ -415,8 +418,12 @@ def report(work: Workload, ours: Measured, base: Measured, nbytes: int, wall: fl
     for phase, mine, theirs in zip(work.phases, ours.phase_seconds, base.phase_seconds,
                                    strict=True):
         ours_rate, base_rate = rate(phase.rows, mine), rate(phase.rows, theirs)
-        rows.append([phase.name, phase.rows, mine, ours_rate, theirs, base_rate,
-                     rate(ours_rate, base_rate)])
+        if ours_rate and base_rate:
+            rows.append([phase.name, phase.rows, mine, ours_rate, theirs, base_rate,
+                         ours_rate / base_rate])
+        else:  # passed within one relay commit: too short to time
+            rows.append([phase.name, phase.rows, mine, ours_rate or "n/a", theirs,
+                         base_rate or "n/a", "n/a"])
     ours_rate, base_rate = rate(work.rows, ours.total), rate(work.rows, base.total)
     ratio = rate(ours_rate, base_rate)
     rows.append(["all", work.rows, ours.total, ours_rate, base.total, base_rate, ratio])

@@ -15,12 +15,11 @@ from typing import Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
 
-from kdm.avro import AvroCodec
+from kdm.avro import RELAY_EVENT, AvroCodec
 from kdm.config.service import KafkaConfig
 from kdm.errors import ERR_KAFKA_ADMIN, ERR_RELAY_TAIL, KdmError
 from kdm.position import GTIDSet, Position
 
-RELAY_EVENT = "io.kdm.relay.RelayEvent"
 POLL_SECONDS = 1.0
 
 
@@ -42,7 +41,7 @@ def open_consumer(kafka: KafkaConfig, **extra: Any) -> Consumer:
     return Consumer(kafka.client(**{
         "group.id": f"kdm-reader-{uuid.uuid4().hex[:12]}", "enable.auto.commit": False,
         "isolation.level": "read_committed", "enable.partition.eof": True,
-        "auto.offset.reset": "earliest", "log_level": 3, **extra}))
+        "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50, "log_level": 3, **extra}))
 
 
 class TopicReader:

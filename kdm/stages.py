@@ -24,7 +24,7 @@ from confluent_kafka import Producer
 
 from kdm.avro import AvroCodec
 from kdm.config.service import KafkaConfig
-from kdm.errors import ERR_KAFKA_ADMIN, ErrorSpec
+from kdm.errors import ERR_KAFKA_ADMIN, ErrorSpec, KdmError
 from kdm.kafka_admin import ensure_topics
 from kdm.relay_log import TopicReader
 from kdm.topics import Topics
@@ -122,6 +122,7 @@ class StageWatcher:
         self.key = key
         self.latest: StageRequest | None = None
         self.ready = threading.Event()
+        self.error: KdmError | None = None
         self._stop = threading.Event()
         self.topic = Topics(kafka.topic_prefix).compacted("stages")
         self._thread = threading.Thread(target=self._run, name=f"stages-{key}", daemon=True)
@@ -138,6 +139,14 @@ class StageWatcher:
         self._thread.join(10)
 
     def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._follow()
+            except KdmError as exc:  # the broker went away: follow again from the start
+                self.error = exc
+                self._stop.wait(1.0)
+
+    def _follow(self) -> None:
         with TopicReader(self.kafka, self.topic.name) as reader:
             low, high = reader.bounds()
             if high == low:

@@ -47,7 +47,9 @@ class Topics:
 
     def compacted(self, name: str) -> TopicSpec:
         """A compacted state topic: `sources`, `tasks`, `stages`, `status` or `locks`."""
-        return TopicSpec(f"{self.prefix}.{name}", 1, "compact")
+        # small segments so compaction keeps these topics (read whole at start-up) short
+        return TopicSpec(f"{self.prefix}.{name}", 1, "compact", extra={
+            "segment.ms": "600000", "min.cleanable.dirty.ratio": "0.1"})
 
     def control(self) -> list[TopicSpec]:
         """Every topic the control plane needs, created at coordinator start."""

@@ -26,7 +26,7 @@ from typing import Any
 from kdm.avro import AvroCodec
 from kdm.config.service import KafkaConfig
 from kdm.config.source import SourceConfig
-from kdm.errors import ERR_RELAY_STAGE, ERR_RELAY_UPSTREAM, KdmError
+from kdm.errors import ERR_RELAY_STAGE, ERR_RELAY_UPSTREAM, KdmError, Scope
 from kdm.kafka_admin import ensure_topics
 from kdm.log import Logger
 from kdm.position import Position
@@ -66,10 +66,9 @@ class Relay:
 
     def run(self, stop: threading.Event) -> None:
         """Relay until `stop` is set, following the stage requests for this source."""
-        ensure_topics(self.kafka, [self.topic])
-        watcher = StageWatcher(self.kafka, relay_key(self.source.source_id)).start()
-        watcher.ready.wait(30)
-        self.status = RelayStatusReporter(self)
+        watcher = self._start(stop)
+        if watcher is None:
+            return
         try:
             self._loop(stop, watcher)
         finally:
@@ -77,6 +76,25 @@ class Relay:
             self._drop_writer(commit=True)
             self.status.publish(force=True)
             self.status.close()
+
+    def _start(self, stop: threading.Event) -> StageWatcher | None:
+        """Topics, stage watcher and status publisher, retried while Kafka is unreachable."""
+        backoff = self.settings.backoff_min
+        while not stop.is_set():
+            try:
+                ensure_topics(self.kafka, [self.topic])
+                watcher = StageWatcher(self.kafka, relay_key(self.source.source_id)).start()
+                watcher.ready.wait(30)
+                self.status = RelayStatusReporter(self)
+                return watcher
+            except KdmError as exc:
+                if not exc.spec.resumable:
+                    self.log.error("relay cannot start", error=exc.render())
+                    raise
+                self.log.warning("relay cannot start yet, retrying", error=exc.render())
+                stop.wait(backoff)
+                backoff = min(backoff * 2, self.settings.backoff_max)
+        return None
 
     def _loop(self, stop: threading.Event, watcher: StageWatcher) -> None:
         backoff = self.settings.backoff_min
@@ -162,6 +180,10 @@ class Relay:
                             watcher.latest.revision != self._handled_revision)):
                         self._commit(writer)
                         return
+        except KdmError as exc:
+            if exc.spec.scope is Scope.UPSTREAM:
+                self._commit(writer)  # what was read before the upstream failed is good
+            raise
         finally:
             records.close()
 

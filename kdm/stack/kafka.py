@@ -100,11 +100,18 @@ class KafkaBroker:
             raise ERR_STACK_START(component="kafka (process exited)", seconds=0, log=self.log_path)
         if not process.port_open("127.0.0.1", self.port):
             return False
-        from confluent_kafka.admin import AdminClient
+        from confluent_kafka import KafkaError, KafkaException
+        from confluent_kafka.admin import AdminClient, NewTopic
 
+        # A KRaft broker answers metadata requests while still fenced; creating a topic
+        # succeeds only once it is unfenced and can host partitions.
         admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
         try:
-            return bool(admin.list_topics(timeout=2).brokers)
+            futures = admin.create_topics([NewTopic("__kdm_ready", 1, 1)], request_timeout=5)
+            futures["__kdm_ready"].result()
+            return True
+        except KafkaException as exc:
+            return bool(exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS)
         except Exception:
             return False
 

@@ -18,6 +18,7 @@ import pymysql
 
 from kdm.config.service import KafkaConfig
 from kdm.config.source import SourceConfig, parse_source
+from kdm.errors import KdmError
 from kdm.relay_log import TopicReader
 from kdm.stack.stack import Endpoints
 from kdm.topics import Topics
@@ -63,9 +64,13 @@ def relay_topic(kafka: KafkaConfig, source_id: str) -> str:
 
 
 def relay_records(kafka: KafkaConfig, source_id: str) -> list[dict[str, Any]]:
-    """Every committed record of the relay topic, in order."""
+    """Every committed record of the relay topic, in order ([] before the topic exists)."""
     with TopicReader(kafka, relay_topic(kafka, source_id)) as reader:
-        return [message.value for message in reader.read(reader.bounds()[0])]
+        try:
+            low = reader.bounds()[0]
+        except KdmError:
+            return []
+        return [message.value for message in reader.read(low)]
 
 
 def rows_of(records: list[dict[str, Any]], schema: str) -> list[tuple[str, Any, Any]]:

@@ -29,7 +29,7 @@ def test_relay_topic_is_created_with_its_settings(kafka: KafkaConfig) -> None:
 
 def test_ensure_is_idempotent_and_follows_retention(kafka: KafkaConfig) -> None:
     topics = Topics(kafka.topic_prefix)
-    assert len(ensure_topics(kafka, topics.control())) == 6
+    assert len(ensure_topics(kafka, topics.control())) == 7
     assert ensure_topics(kafka, topics.control()) == []
     configs = topic_configs(admin_client(kafka), topics.compacted("tasks").name)
     assert configs["cleanup.policy"] == "compact"

@@ -18,6 +18,7 @@ import pytest
 from kdm.config.service import KafkaConfig
 from kdm.config.source import parse_source
 from kdm.kafka_admin import admin_client, delete_topics
+from kdm.position import GTIDSet
 from kdm.relay_log import TopicReader
 from kdm.stack.stack import Endpoints
 from kdm.topics import Topics
@@ -285,19 +286,22 @@ def _records(kafka: KafkaConfig, topic: str) -> list[dict[str, Any]]:
         return [message.value for message in reader.read(reader.bounds()[0])]
 
 
-def _wait_for_commit(relay: Relay, failures: list[BaseException], kafka: KafkaConfig,
-                     topic: str, gtid: str) -> list[dict[str, Any]]:
-    """The relay topic's records once it holds the COMMIT of transaction `gtid`."""
+def _wait_for_commit(relay: Relay, failures: list[BaseException], gtid: str) -> None:
+    """Poll until the relay has committed to Kafka the COMMIT of transaction `gtid`."""
     deadline = time.monotonic() + DEADLINE_SECONDS
     while True:
         assert not failures, f"the relay thread failed: {failures[0]!r}"
-        assert not relay.errors, f"the relay stopped on {relay.errors[0].render()}"
-        records = _records(kafka, topic) if relay.committed is not None else []
-        if any(r["kind"] == "COMMIT" and r["txn_gtid"] == gtid for r in records):
-            return records
+        errors = [e for e in relay.errors if not e.spec.resumable]  # others are retried
+        assert not errors, f"the relay stopped on {errors[0].render()}"
+        committed = relay.committed
+        # a committed record's GTID set holds every transaction committed before it
+        if committed is not None and committed["position"]["gtid"] and \
+                GTIDSet.parse(committed["position"]["gtid"]).contains(gtid):
+            return
         assert time.monotonic() < deadline, \
-            f"no COMMIT of {gtid} in {topic} after {DEADLINE_SECONDS}s ({len(records)} records)"
-        time.sleep(0.3)
+            f"the relay did not commit {gtid} within {DEADLINE_SECONDS}s (last error: " \
+            f"{relay.errors[-1].render() if relay.errors else 'none'})"
+        time.sleep(0.2)
 
 
 def _delete_prefixed_topics(kafka: KafkaConfig) -> None:
@@ -305,15 +309,40 @@ def _delete_prefixed_topics(kafka: KafkaConfig) -> None:
     delete_topics(kafka, [n for n in names if n.startswith(f"{kafka.topic_prefix}.")])
 
 
+def _gtid_binlog_pos(cur: Any) -> str:
+    cur.execute("SELECT @@GLOBAL.gtid_binlog_pos")
+    gtid = str(cur.fetchone()[0])
+    assert gtid, "the upstream has no GTID position yet"
+    return gtid
+
+
+def _relay(endpoints: Endpoints, kafka: KafkaConfig, source_id: str, start_gtid: str,
+           last_gtid: str) -> list[dict[str, Any]]:
+    """Run the relay from `start_gtid` until its topic holds the COMMIT of `last_gtid`;
+    every record of the topic. The test's topics are deleted afterwards."""
+    up = endpoints.upstream
+    source = parse_source(
+        f"source-id: {source_id}\nenable-gtid: true\nrelay-binlog-gtid: \"{start_gtid}\"\n"
+        f"from:\n  host: {up['host']}\n  port: {up['port']}\n  user: {up['user']}\n")
+    topic = Topics(kafka.topic_prefix).relay(source_id).name
+    relay = Relay(source, kafka)
+    try:
+        with _running_relay(relay) as failures:
+            _wait_for_commit(relay, failures, last_gtid)
+        assert not failures, f"the relay thread failed: {failures[0]!r}"
+        records = _records(kafka, topic)
+    finally:
+        _delete_prefixed_topics(kafka)
+    assert [r["kind"] for r in records if r["txn_gtid"] == last_gtid][-1:] == ["COMMIT"], \
+        f"the relay topic lacks the COMMIT of {last_gtid}"
+    return records
+
+
 def test_every_type_round_trips_exactly_through_the_relay(
         endpoints: Endpoints, kafka: KafkaConfig, upstream_db: str, unique: str) -> None:
-    source_id = f"types-{unique}"
-    up = endpoints.upstream
     conn = _connect(endpoints, upstream_db, autocommit=True)
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT @@GLOBAL.gtid_binlog_pos")
-        start_gtid = str(cur.fetchone()[0])
-        assert start_gtid, "the upstream has no GTID position yet"
+        start_gtid = _gtid_binlog_pos(cur)
         cur.execute("SET SESSION sql_mode = ''")
         cur.execute("SET SESSION time_zone = '+00:00'")
         cur.execute(f"CREATE TABLE t ({', '.join(f'`{c.name}` {c.ddl}' for c in COLUMNS)}) "
@@ -331,18 +360,7 @@ def test_every_type_round_trips_exactly_through_the_relay(
         last_gtid = str(cur.fetchone()[0])
     final = _read_back(endpoints, upstream_db)
 
-    source = parse_source(
-        f"source-id: {source_id}\nenable-gtid: true\nrelay-binlog-gtid: \"{start_gtid}\"\n"
-        f"from:\n  host: {up['host']}\n  port: {up['port']}\n  user: {up['user']}\n")
-    topic = Topics(kafka.topic_prefix).relay(source_id).name
-    relay = Relay(source, kafka)
-    try:
-        with _running_relay(relay) as failures:
-            _wait_for_commit(relay, failures, kafka, topic, last_gtid)
-        assert not failures, f"the relay thread failed: {failures[0]!r}"
-        records = _records(kafka, topic)
-    finally:
-        _delete_prefixed_topics(kafka)
+    records = _relay(endpoints, kafka, f"types-{unique}", start_gtid, last_gtid)
 
     rows = [r for r in records if r["kind"] == "ROW" and r["schema"] == upstream_db]
     assert [(r["table"], r["op"]) for r in rows] == \
@@ -371,3 +389,22 @@ def test_every_type_round_trips_exactly_through_the_relay(
 
     # the images really differ where the statements changed them
     assert inserted[5] != final[5] and 2 not in final
+
+
+@pytest.mark.xfail(strict=True, reason="mysql-replication decodes ENUM/SET member names from the "
+                   "table map as UTF-8 and keeps '' for those it cannot decode, so non-ASCII "
+                   "members of a latin1 or gbk ENUM/SET come out as ''")
+def test_enum_and_set_members_outside_utf8(endpoints: Endpoints, kafka: KafkaConfig,
+                                           upstream_db: str, unique: str) -> None:
+    conn = _connect(endpoints, upstream_db, autocommit=True)
+    with conn, conn.cursor() as cur:
+        start_gtid = _gtid_binlog_pos(cur)
+        cur.execute("CREATE TABLE e (id INT PRIMARY KEY, en ENUM('é','ü') CHARACTER SET latin1, "
+                    "st SET('中','文') CHARACTER SET gbk)")
+        cur.execute("INSERT INTO e VALUES (1, 'é', '中,文'), (2, 'ü', '文')")
+        cur.execute("SELECT @@last_gtid")
+        last_gtid = str(cur.fetchone()[0])
+    records = _relay(endpoints, kafka, f"enums-{unique}", start_gtid, last_gtid)
+    rows = [r for r in records if r["kind"] == "ROW" and r["schema"] == upstream_db]
+    assert [r["after"] for r in rows] == [[1, "é", "中,文"], [2, "ü", "文"]]
+    assert [c["type"] for c in rows[0]["columns"]] == ["int", "enum('é','ü')", "set('中','文')"]

@@ -32,7 +32,7 @@ def row_event(after: list[Any]) -> dict[str, Any]:
         "columns": [{"name": f"c{i}", "type": "varchar(10)", "unsigned": False,
                      "nullable": True, "key": "", "charset": "utf8mb4"}
                     for i in range(len(after))],
-        "before": None, "after": after, "query": "", "xid": None,
+        "before": None, "after": after, "query": "", "xid": None, "txn_gtid": "",
     }
 
 
