@@ -35,6 +35,7 @@ from typing import Any
 from pymysql.charset import charset_by_name
 from pymysqlreplication.constants import FIELD_TYPE
 from pymysqlreplication.json_binary import parse_json
+from pymysqlreplication.row_event import TableMapEvent
 
 from kdm.errors import ERR_RELAY_UNSUPPORTED_COLUMN
 
@@ -180,7 +181,8 @@ def type_text(column: Any) -> str:
         return f"bit({column.bits})"
     if t in (FIELD_TYPE.ENUM, FIELD_TYPE.SET):
         # mysql-replication puts ENUM's invalid-value member '' (index 0) in front
-        values = (column.enum_values or [""])[1:] if t == FIELD_TYPE.ENUM else column.set_values
+        values = members(column, (column.enum_values or [""])[1:] if t == FIELD_TYPE.ENUM
+                         else column.set_values)
         quoted = ",".join("'" + v.replace("'", "''") + "'" for v in values or ())
         return f"{'enum' if t == FIELD_TYPE.ENUM else 'set'}({quoted})"
     if t == FIELD_TYPE.BLOB:
@@ -315,8 +317,30 @@ def _json_text(value: Any) -> str:
     return json.dumps(plain(value), ensure_ascii=False)
 
 
+def members(column: Any, values: Sequence[Any] | None) -> list[str]:
+    """ENUM/SET member names as text, decoded with the column's character set (the table
+    map carries them as bytes once `keep_raw_members` is installed)."""
+    encoding = _encoding(column) or "utf8"
+    return [v.decode(encoding) if isinstance(v, bytes) else str(v) for v in values or ()]
+
+
+def keep_raw_members() -> None:
+    """Make mysql-replication keep ENUM/SET member names as bytes.
+
+    The library decodes them as UTF-8 and replaces any other charset's names with '', so a
+    latin1 ENUM('é') would lose its member; the decoder decodes them with the column's own
+    character set instead (`members`)."""
+    def read_type_values(self: Any, length: int) -> list[list[bytes]]:
+        result, until = [], self.packet.read_bytes + length
+        while self.packet.read_bytes < until:
+            count = self.packet.read_length_coded_binary()
+            result.append([self.packet.read_variable_length_string() for _ in range(count)])
+        return result
+    TableMapEvent._read_type_values = read_type_values
+
+
 def _enum(column: Any) -> Reader:
-    values = list(column.enum_values or [""])
+    values = members(column, column.enum_values or [""])
     size = column.size
 
     def read(buf: bytes, off: int) -> tuple[Any, int]:
@@ -326,12 +350,12 @@ def _enum(column: Any) -> Reader:
 
 
 def _set(column: Any) -> Reader:
-    members = list(column.set_values or ())
+    names = members(column, column.set_values)
     size = column.size
 
     def read(buf: bytes, off: int) -> tuple[Any, int]:
         mask = int.from_bytes(buf[off:off + size], "little")
-        return ",".join(m for i, m in enumerate(members) if mask >> i & 1), off + size
+        return ",".join(m for i, m in enumerate(names) if mask >> i & 1), off + size
     return read
 
 

@@ -25,6 +25,7 @@ last record handed out is handed out again (`Resume`).
 from __future__ import annotations
 
 import re
+import struct
 import time
 import zlib
 from collections.abc import Callable, Generator, Iterator
@@ -46,10 +47,11 @@ from kdm.errors import (
     KdmError,
 )
 from kdm.position import GTIDSet, Position
-from producers.decoder import TableDecoder
+from producers.decoder import TableDecoder, keep_raw_members
 from producers.upstream import Upstream
 
 Record = dict[str, Any]
+keep_raw_members()
 ROW_KINDS = frozenset({"BEGIN", "ROW"})
 # MySQL error numbers that mean the binlog the relay asked for is gone (ER_MASTER_FATAL_...).
 PURGED_ERRNOS = frozenset({1236})
@@ -208,6 +210,13 @@ class BinlogReader:
             raise ERR_RELAY_DECODE(exc, position=f"{self.file}:{self.pos}",
                                    problem=type(exc).__name__) from exc
 
+    def _advance_reconnect_point(self) -> None:
+        """mysql-replication silently reconnects on a lost connection (errors 2006/2013)
+        from its `auto_position`; keep that at the last complete transaction so such a
+        reconnect re-reads little (what it does re-read is skipped as already handed out)."""
+        if self.use_gtid and self._stream is not None:
+            self._stream.auto_position = str(self.gtid)
+
     def _address(self) -> str:
         return f"{self.upstream.connect['host']}:{self.upstream.connect['port']}"
 
@@ -309,6 +318,7 @@ class BinlogReader:
         seen, _ = self._seen(gtid, start)
         if gtid:
             self.gtid = self.gtid.add(gtid)
+            self._advance_reconnect_point()
         if seen:
             return iter(())
         schema = event.schema if isinstance(event.schema, str) else event.schema.decode("utf8")
@@ -327,6 +337,7 @@ class BinlogReader:
         assert txn is not None
         if txn.gtid:
             self.gtid = self.gtid.add(txn.gtid)
+            self._advance_reconnect_point()
         if txn.skip_all:
             return iter(())
         record = self._base("COMMIT", event, Position(self.file, event.packet.log_pos,
@@ -381,7 +392,7 @@ class BinlogReader:
         end = offset + event.event_size - packet.read_bytes
         try:
             rows = decoder.rows(data, offset, end, _OPS[type(event)][1])
-        except (ValueError, IndexError, UnicodeDecodeError, LookupError) as exc:
+        except (ValueError, IndexError, LookupError, TypeError, struct.error) as exc:
             raise ERR_RELAY_DECODE(exc, position=where, problem=f"rows of {decoder.schema}."
                                    f"{decoder.table}: {exc}") from exc
         return rows, decoder

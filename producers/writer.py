@@ -20,10 +20,9 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from kdm import faults
-from kdm.avro import AvroCodec
+from kdm.avro import RELAY_EVENT, AvroCodec
 from kdm.config.service import KafkaConfig
 from kdm.errors import ERR_RELAY_KAFKA_WRITE
-from kdm.relay_log import RELAY_EVENT
 
 TIMEOUT = 60.0
 

@@ -45,7 +45,9 @@ class DBConfig:
         args: dict[str, Any] = {"host": self.host, "port": self.port, "user": self.user,
                                 "password": self.plain_password(), "charset": "utf8mb4",
                                 "connect_timeout": 10}
-        if self.security is not None:
+        if self.security is None:
+            args["ssl_disabled"] = True  # pymysql would build a TLS context on every connect
+        else:
             args["ssl"] = {k: v for k, v in (("ca", self.security.ssl_ca),
                                              ("cert", self.security.ssl_cert),
                                              ("key", self.security.ssl_key)) if v}

@@ -391,9 +391,6 @@ def test_every_type_round_trips_exactly_through_the_relay(
     assert inserted[5] != final[5] and 2 not in final
 
 
-@pytest.mark.xfail(strict=True, reason="mysql-replication decodes ENUM/SET member names from the "
-                   "table map as UTF-8 and keeps '' for those it cannot decode, so non-ASCII "
-                   "members of a latin1 or gbk ENUM/SET come out as ''")
 def test_enum_and_set_members_outside_utf8(endpoints: Endpoints, kafka: KafkaConfig,
                                            upstream_db: str, unique: str) -> None:
     conn = _connect(endpoints, upstream_db, autocommit=True)
