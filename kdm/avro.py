@@ -118,6 +118,7 @@ class AvroCodec:
         self._by_id: dict[int, Schema] = {} if registry else dict(self._local)
         self._writer_ids: dict[tuple[str, str], int] = {}
         self._relay = RelayEventEncoder() if self._fast_path_agrees() else None
+        self._headers: dict[str, bytes] = {}
 
     def schema(self, name: str) -> Schema:
         """The newest repository schema with this full name (e.g. `io.kdm.relay.RelayEvent`)."""
@@ -131,7 +132,10 @@ class AvroCodec:
         hold only union types (`checked_values`, as the relay's decoder does)."""
         schema = self._latest[name]
         if checked_values and name == RELAY_EVENT and self._relay is not None:
-            return _HEADER.pack(MAGIC, self._writer_id(schema, topic)) + self._relay.body(record)
+            header = self._headers.get(topic)
+            if header is None:
+                header = self._headers[topic] = _HEADER.pack(MAGIC, self._writer_id(schema, topic))
+            return header + self._relay.body(record)
         for image in ("before", "after"):
             if not checked_values and record.get(image) is not None:
                 record = {**record, image: [row_value(v) for v in record[image]]}

@@ -353,49 +353,57 @@ class BinlogReader:
         txn.event_index += 1
         if txn.skip_all:
             return
-        rows, decoder = self._decode(event)
         op, images = _OPS[type(event)]
-        columns = decoder.column_dicts
-        base = self._base("ROW", event, Position(self.file, txn.start, txn.gtid_before))
-        base.update(schema=decoder.schema, table=decoder.table, op=op, columns=columns)
-        position = base["position"]
-        for index, row in enumerate(rows, 1):
-            if (txn.event_index, index) <= txn.skip_upto:
-                continue
-            record = dict(base)
-            record["position"] = {**position, "event_index": txn.event_index, "row_index": index}
+        rows, decoder = self._decode(event, images)
+        base = {"source_id": self.source.source_id, "server_id": event.packet.server_id,
+                "kind": "ROW", "position": None, "timestamp_ms": event.timestamp * 1000,
+                "schema": decoder.schema, "table": decoder.table, "op": op,
+                "columns": decoder.column_dicts, "before": None, "after": None, "query": "",
+                "xid": None, "txn_gtid": txn.gtid}
+        file, start, gtid, event_index = self.file, txn.start, txn.gtid_before, txn.event_index
+        skip = txn.skip_upto[1] if txn.skip_upto[0] == event_index else (
+            0 if txn.skip_upto[0] < event_index else len(rows))
+        image = "before" if op == "DELETE" else "after"
+        for index in range(skip + 1, len(rows) + 1):
+            row = rows[index - 1]
+            record = base.copy()
+            record["position"] = {"file": file, "pos": start, "gtid": gtid,
+                                  "event_index": event_index, "row_index": index}
             if images == 2:
                 record["before"], record["after"] = row
-            elif op == "DELETE":
-                record["before"] = row[0]
             else:
-                record["after"] = row[0]
-            yield self._handed_out(record)
+                record[image] = row[0]
+            self._last = record
+            yield record
 
     def _on_table_map(self, event: Any) -> Iterator[Record]:
         self._decoders[event.table_id] = TableDecoder(
             event.schema, event.table, event.columns, event.null_bitmask)
         return iter(())
 
-    def _decode(self, event: Any) -> tuple[list[list[list[Any]]], TableDecoder]:
-        where = f"{self.file}:{self._start(event)}"
+    def _decode(self, event: Any, images: int) -> tuple[list[list[list[Any]]], TableDecoder]:
         decoder = self._decoders.get(event.table_id)
         if decoder is None:
-            raise ERR_RELAY_DECODE(position=where, problem=f"no table map for id {event.table_id}")
-        for bitmap in _bitmaps(event):
-            if bitmap != decoder.full_bitmap:
-                raise ERR_RELAY_UNSUPPORTED_EVENT(
-                    position=where, problem=f"row image of {decoder.schema}.{decoder.table} is "
-                    "not FULL (binlog_row_image must be FULL)")
+            raise ERR_RELAY_DECODE(position=self._where(event),
+                                   problem=f"no table map for id {event.table_id}")
+        full = decoder.full_bitmap
+        if event.columns_present_bitmap != full or (
+                images == 2 and event.columns_present_bitmap2 != full):
+            raise ERR_RELAY_UNSUPPORTED_EVENT(
+                position=self._where(event), problem=f"row image of {decoder.schema}."
+                f"{decoder.table} is not FULL (binlog_row_image must be FULL)")
         packet = event.packet
         data, offset = packet.packet._data, packet.packet._position
         end = offset + event.event_size - packet.read_bytes
         try:
-            rows = decoder.rows(data, offset, end, _OPS[type(event)][1])
+            rows = decoder.rows(data, offset, end, images)
         except (ValueError, IndexError, LookupError, TypeError, struct.error) as exc:
-            raise ERR_RELAY_DECODE(exc, position=where, problem=f"rows of {decoder.schema}."
-                                   f"{decoder.table}: {exc}") from exc
+            raise ERR_RELAY_DECODE(exc, position=self._where(event), problem=f"rows of "
+                                   f"{decoder.schema}.{decoder.table}: {exc}") from exc
         return rows, decoder
+
+    def _where(self, event: Any) -> str:
+        return f"{self.file}:{self._start(event)}"
 
     def _on_unsupported(self, event: Any, problem: str = "") -> Iterator[Record]:
         raise ERR_RELAY_UNSUPPORTED_EVENT(
@@ -412,12 +420,6 @@ class BinlogReader:
 _OPS: dict[type, tuple[str, int]] = {
     rv.WriteRowsEvent: ("INSERT", 1), rv.UpdateRowsEvent: ("UPDATE", 2),
     rv.DeleteRowsEvent: ("DELETE", 1)}
-
-
-def _bitmaps(event: Any) -> list[bytes]:
-    if isinstance(event, rv.UpdateRowsEvent):
-        return [event.columns_present_bitmap, event.columns_present_bitmap2]
-    return [event.columns_present_bitmap]
 
 
 def _file_key(file: str, pos: int) -> tuple[int, int]:

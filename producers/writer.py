@@ -50,6 +50,8 @@ class RelayWriter:
         self.first_pending_at = 0.0
         self.last: dict[str, Any] | None = None
         self.committed: dict[str, Any] | None = None
+        self._names: tuple[str, str] = ("", "")
+        self._key: str | None = None
 
     def add(self, record: dict[str, Any]) -> None:
         """Produce one record into the open transaction (opening one if needed)."""
@@ -58,8 +60,11 @@ class RelayWriter:
             self.open = True
             self.first_pending_at = time.monotonic()
         value = self.codec.encode(RELAY_EVENT, record, self.topic, checked_values=True)
-        table = record["table"]
-        key = f"{record['schema']}.{table}" if table else (record["schema"] or None)
+        names = (record["schema"], record["table"])
+        if names != self._names:
+            self._names = names
+            self._key = f"{names[0]}.{names[1]}" if names[1] else (names[0] or None)
+        key = self._key
         while True:
             try:
                 self.producer.produce(self.topic, value, key, partition=0)

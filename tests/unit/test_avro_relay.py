@@ -75,3 +75,20 @@ def test_values_outside_the_union_are_refused(value: Any) -> None:
 def test_zigzag_matches_the_avro_spec() -> None:
     assert [zigzag(v) for v in (0, -1, 1, -2, 2, 64)] == [
         b"\x00", b"\x01", b"\x02", b"\x03", b"\x04", b"\x80\x01"]
+
+
+def test_identical_when_rows_share_their_event_fields() -> None:
+    rng = random.Random(3)
+    columns = [[{"name": "id", "type": "int", "unsigned": False, "nullable": False,
+                 "key": "PRI", "charset": ""}]]
+    for _ in range(200):
+        base = _record(rng, columns)
+        for row in range(1, rng.randrange(2, 6)):
+            record = dict(base)
+            record["position"] = {**base["position"], "row_index": row}
+            record["after"] = [_value(rng)]
+            fast = CODEC.encode(RELAY_EVENT, record, "t", checked_values=True)
+            out = io.BytesIO()
+            out.write(_HEADER.pack(0, SCHEMA.schema_id))
+            fastavro.schemaless_writer(out, SCHEMA.parsed, record)
+            assert fast == out.getvalue()
