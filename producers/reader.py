@@ -162,8 +162,8 @@ class BinlogReader:
                     yield from handler(event)
                 elif event.packet.event_type not in _HARMLESS_TYPES:
                     yield from self._on_not_implemented(event)
-                if event.packet.log_pos:
-                    self.pos = event.packet.log_pos
+                if event.packet.log_pos and type(event) is not ev.RotateEvent:
+                    self.pos = event.packet.log_pos  # a rotate's log_pos is in the old file
         finally:
             self.close()
 

@@ -26,7 +26,7 @@ def heartbeat_record(marker: str) -> dict[str, Any]:
         "position": {"file": "mysql-bin.000001", "pos": 4, "gtid": "0-1-1",
                      "event_index": 0, "row_index": 0},
         "timestamp_ms": int(time.time() * 1000), "schema": "", "table": "", "op": None,
-        "columns": [], "before": None, "after": None, "query": marker, "xid": None,
+        "columns": [], "before": None, "after": None, "query": marker, "xid": None, "txn_gtid": "",
     }
 
 
