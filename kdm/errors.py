@@ -321,3 +321,6 @@ ERR_RELAY_UPSTREAM_CONFIG = declare(
     30010, "RelayUpstreamConfig", _R, _U, _H, "upstream {address}: {problem}",
     "Set binlog_format=ROW, binlog_row_image=FULL and binlog_row_metadata=FULL on the "
     "upstream (MySQL 8.0.14+ / MariaDB 10.5+).")
+
+# Sync unit 36xxx: 36001-36099 the sync runtime, 36101-36149 filter and routing rules,
+# 36151-36199 DDL handling and online DDL. Schema tracker 44xxx.
