@@ -15,6 +15,7 @@ from cli.common import emit
 from cli.relay import pause_relay, producer, read_topic, resume_relay
 from cli.stack import stack
 from cli.status import query_status
+from cli.sync import consumer, pause_task, replay, resume_task
 from kdm.config import load_service, load_source, load_task
 from kdm.config.secret import decrypt, encrypt
 from kdm.errors import KdmError
@@ -72,5 +73,6 @@ def check_config(kind: str, files: tuple[Path, ...]) -> None:
         sys.exit(1)
 
 
-for command in (stack, producer, pause_relay, resume_relay, read_topic, query_status):
+for command in (stack, producer, pause_relay, resume_relay, read_topic, query_status, consumer,
+                pause_task, resume_task, replay):
     main.add_command(command)

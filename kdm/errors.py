@@ -324,3 +324,128 @@ ERR_RELAY_UPSTREAM_CONFIG = declare(
 
 # Sync unit 36xxx: 36001-36099 the sync runtime, 36101-36149 filter and routing rules,
 # 36151-36199 DDL handling and online DDL. Schema tracker 44xxx.
+ERR_SYNC_DOWNSTREAM = declare(
+    36001, "SyncDownstream", ErrClass.SYNC_UNIT, Scope.DOWNSTREAM, Level.HIGH,
+    "downstream {address}: {op} failed", "Check the downstream is up and reachable; the "
+    "subtask retries from its checkpoint.", resumable=True)
+ERR_SYNC_EXEC = declare(
+    36002, "SyncExecSQL", ErrClass.SYNC_UNIT, Scope.DOWNSTREAM, Level.HIGH,
+    "the downstream refused {what} at {position}: {sql}",
+    "Fix the downstream or the statement, then `resume-task`; for a DDL, "
+    "`handle-error <task> skip|replace` resolves it.")
+ERR_SYNC_META = declare(
+    36003, "SyncStartPosition", ErrClass.SYNC_UNIT, Scope.INTERNAL, Level.HIGH,
+    "task {task} source {source}: {problem}",
+    "Set mysql-instances[].meta to a position the relay topic still holds, or replay the "
+    "relay from an earlier point.")
+ERR_SYNC_CHECKPOINT = declare(
+    36004, "SyncCheckpoint", ErrClass.SYNC_UNIT, Scope.DOWNSTREAM, Level.HIGH,
+    "task {task} source {source}: checkpoint {problem}",
+    "Inspect the checkpoint table in meta-schema; remove its rows to start from meta.")
+ERR_SYNC_STAGE = declare(
+    36005, "SyncStageTransition", ErrClass.SYNC_UNIT, Scope.INTERNAL, Level.LOW,
+    "subtask {task}/{source} cannot go from {current} to {wanted}",
+    "Check the subtask's stage with `kdm query-status <task>`.")
+
+_Y = ErrClass.SYNC_UNIT
+ERR_SYNC_RULE_INVALID = declare(
+    36101, "SyncRuleInvalid", _Y, _I, _M, "invalid {what}: {problem}",
+    "Correct the rule in the task (or source) file as the message says; see the DM manual on "
+    "wildcard and ~regex patterns.")
+ERR_SYNC_RULE_DUPLICATE = declare(
+    36102, "SyncRuleDuplicate", _Y, _I, _M,
+    "two {kind} rules have the same schema-pattern and table-pattern {patterns}",
+    "Merge the two rules into one, or make their patterns differ.")
+ERR_SYNC_ROUTE_CONFLICT = declare(
+    36103, "SyncRouteConflict", _Y, _I, Level.HIGH,
+    "`{schema}`.`{table}` matches {count} {level}-level route rules, which is more than one; "
+    "the first two are {first} and {second}",
+    "Change the route rules so that each table matches at most one table-level rule and at "
+    "most one schema-level rule, then resume the task.")
+ERR_SYNC_FILTER_UNKNOWN_EVENT = declare(
+    36104, "SyncFilterUnknownEvent", _Y, _I, Level.HIGH,
+    "binlog event filter asked about unknown event type `{event}`",
+    "This is a kdm bug: report it with the statement that produced the event.")
+ERR_SYNC_EXPR_INVALID = declare(
+    36105, "SyncExpressionInvalid", _Y, _I, _M, "expression `{expr}`{where}: {problem}",
+    "Rewrite the expression with the supported operators and functions (comparisons, AND/OR/"
+    "NOT/XOR, + - * / DIV %, IS [NOT] NULL, IN, BETWEEN, LIKE, LENGTH, CHAR_LENGTH, LOWER, "
+    "UPPER, ABS, CONCAT, COALESCE/IFNULL, NOW).")
+ERR_SYNC_EXPR_ROW = declare(
+    36106, "SyncExpressionRow", _Y, _I, Level.HIGH,
+    "expression filter on `{schema}`.`{table}` cannot test the row change: {problem}",
+    "This is a kdm bug: report it with the row change's position.")
+
+_TRK = ErrClass.SCHEMA_TRACKER
+_TRK_FIX = ("The tracked structure differs from the upstream's at this position: compare "
+            "`operate-schema get` with the upstream table and correct it with "
+            "`operate-schema set`.")
+ERR_SCHEMA_PARSE = declare(
+    44001, "SchemaTrackerParseDDL", _TRK, Scope.UPSTREAM, Level.HIGH,
+    "cannot track DDL: {sql}: the statement does not parse as MySQL",
+    "Skip or replace the statement with `handle-error`, then resume the task.")
+ERR_SCHEMA_UNSUPPORTED = declare(
+    44002, "SchemaTrackerUnsupportedDDL", _TRK, Scope.UPSTREAM, Level.HIGH,
+    "cannot track DDL: {sql}: {problem}",
+    "Skip or replace the statement with `handle-error`; when the table structure changed, "
+    "set it with `operate-schema set` before resuming.")
+ERR_SCHEMA_NOT_TRACKED = declare(
+    44003, "SchemaTrackerTableNotTracked", _TRK, Scope.INTERNAL, Level.HIGH,
+    "table {table} has no tracked structure",
+    "Give the structure the binlog rows have at this position with `operate-schema set` "
+    "(a CREATE TABLE file), then resume the task.")
+ERR_SCHEMA_UNKNOWN_OBJECT = declare(
+    44004, "SchemaTrackerUnknownObject", _TRK, Scope.INTERNAL, Level.HIGH,
+    "cannot track DDL: {sql}: {kind} `{name}` does not exist in {table}", _TRK_FIX)
+ERR_SCHEMA_DUPLICATE_OBJECT = declare(
+    44005, "SchemaTrackerDuplicateObject", _TRK, Scope.INTERNAL, Level.HIGH,
+    "cannot track DDL: {sql}: {kind} `{name}` already exists in {table}", _TRK_FIX)
+ERR_SCHEMA_LOAD = declare(
+    44006, "SchemaTrackerLoad", _TRK, Scope.INTERNAL, Level.HIGH,
+    "cannot load a tracked table structure: {problem}",
+    "The stored table_info is damaged: remove it with `operate-schema remove` and set it again "
+    "with `operate-schema set`.")
+ERR_SHARD_SCHEMA_CONFLICT = declare(
+    44007, "ShardSchemaConflict", _TRK, Scope.UPSTREAM, Level.HIGH,
+    "shard tables {tables} cannot be merged: {problem}",
+    "Make the conflicting definition the same on every shard (type, default, generated "
+    "expression, index columns), as optimistic shard DDL requires, then resume the task.")
+
+# 36151-36199: DDL parsing and rendering (consumers/ddl.py), online DDL (consumers/online_ddl.py).
+ERR_DDL_UNPARSABLE = declare(
+    36151, "SyncDDLUnparsable", ErrClass.SYNC_UNIT, Scope.UPSTREAM, Level.HIGH,
+    "cannot understand DDL `{sql}`: {problem}",
+    "Skip the statement with `handle-error <task> skip`, or replace it with statements kdm "
+    "understands (`handle-error <task> replace`); a global sql-pattern filter rule "
+    "(schema-pattern \"*\") can drop such statements ahead of time.")
+ERR_DDL_UNSUPPORTED = declare(
+    36152, "SyncDDLUnsupported", ErrClass.SYNC_UNIT, Scope.UPSTREAM, Level.HIGH,
+    "DDL is not supported: {problem}: `{sql}`",
+    "Skip the statement with `handle-error <task> skip`, or replace it with supported "
+    "statements (`handle-error <task> replace`), as DM requires.")
+ERR_DDL_NO_SCHEMA = declare(
+    36153, "SyncDDLNoSchema", ErrClass.SYNC_UNIT, Scope.UPSTREAM, Level.HIGH,
+    "DDL `{sql}` names `{name}` without a schema, and the event has no default schema",
+    "Replace the statement with a schema-qualified one (`handle-error <task> replace`).")
+ERR_ONLINE_DDL_RULE = declare(
+    36154, "SyncOnlineDDLRule", ErrClass.SYNC_UNIT, Scope.INTERNAL, Level.MEDIUM,
+    "{key} rule `{rule}`: {problem}",
+    "Give each shadow-table-rules / trash-table-rules entry exactly one capturing group that "
+    "matches the real table's name, e.g. `^_(.+)_(?:new|gho)$`.")
+ERR_ONLINE_DDL_RENAME = declare(
+    36155, "SyncOnlineDDLRename", ErrClass.SYNC_UNIT, Scope.UPSTREAM, Level.HIGH,
+    "online DDL: unexpected rename `{sql}`: {problem}",
+    "Check that shadow-table-rules and trash-table-rules match the names the online-DDL tool "
+    "uses; if the statement is not part of an online-DDL run, skip it with `handle-error`.")
+ERR_ONLINE_DDL_NO_RECORD = declare(
+    36156, "SyncOnlineDDLNoRecord", ErrClass.SYNC_UNIT, Scope.UPSTREAM, Level.HIGH,
+    "online DDL: no DDL was recorded for ghost table `{schema}`.`{table}` before its cut-over "
+    "`{sql}`",
+    "The task started inside an online-DDL run (its start must lie before the ghost table's "
+    "CREATE or after the cut-over): run the tool's ALTER on the downstream table by hand, then "
+    "skip this statement with `handle-error <task> skip`.")
+ERR_ONLINE_DDL_STATE = declare(
+    36157, "SyncOnlineDDLState", ErrClass.SYNC_UNIT, Scope.INTERNAL, Level.HIGH,
+    "cannot restore the online DDL state saved with the checkpoint: {problem}",
+    "The saved state is damaged: restart the task from a position outside any online-DDL run "
+    "(before the ghost table's CREATE or after the cut-over).")

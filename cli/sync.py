@@ -1,0 +1,123 @@
+"""Sync verbs: run consumers, pause/resume subtasks, replay a subtask from a point."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import datetime
+
+import click
+from confluent_kafka import Consumer, TopicPartition
+
+from cli.common import config_option, emit, kafka_config
+from kdm import log
+from kdm.config import load_task
+from kdm.errors import ERR_KAFKA_ADMIN
+from kdm.position import Position
+from kdm.relay_log import TopicReader, after_position, open_consumer
+from kdm.stages import Stage, request
+from kdm.topics import Topics
+
+
+@click.group("consumer")
+def consumer() -> None:
+    """The sync consumer service (DM-worker's sync unit)."""
+
+
+@consumer.command("run")
+@click.option("--task", "task_path", required=True,
+              type=click.Path(exists=True, dir_okay=False), help="task.yaml")
+@click.option("-s", "--source", "sources", multiple=True,
+              help="Run only these sources' subtasks (default: all of the task).")
+@config_option
+@click.option("--metrics-port", type=int, default=0, help="Serve Prometheus metrics here.")
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning"]))
+def consumer_run(task_path: str, sources: tuple[str, ...], config_path: str | None,
+                 metrics_port: int, log_level: str) -> None:
+    """Apply each subtask's relay topic to the downstream until SIGTERM/SIGINT."""
+    from consumers.runner import SubtaskRunner
+
+    log.setup(log_level)
+    kafka = kafka_config(config_path)
+    task = load_task(task_path)
+    chosen = sources or tuple(inst.source_id for inst in task.mysql_instances)
+    runners = [SubtaskRunner(task, source, kafka) for source in chosen]
+    if metrics_port:
+        from prometheus_client import start_http_server
+        start_http_server(metrics_port)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    threads = [threading.Thread(target=r.run, args=(stop,), name=r.key) for r in runners]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        stop.wait(0.5)
+
+
+def _subtask_verb(stage: Stage, verb: str, task: str, sources: tuple[str, ...],
+                  config_path: str | None) -> None:
+    from consumers.runner import subtask_key
+
+    kafka = kafka_config(config_path)
+    results = []
+    for source in sources:
+        request(kafka, subtask_key(task, source), stage, verb)
+        results.append({"result": True, "msg": "", "source": source, "worker": ""})
+    emit({"op": verb.replace("-", "_").title().replace("_", ""), "result": True, "msg": "",
+          "sources": results})
+
+
+@click.command("pause-task")
+@click.argument("task")
+@click.option("-s", "--source", "sources", multiple=True, required=True, help="Source id.")
+@config_option
+def pause_task(task: str, sources: tuple[str, ...], config_path: str | None) -> None:
+    """Pause a task's subtasks on the given sources (the round in flight finishes)."""
+    _subtask_verb(Stage.PAUSED, "pause-task", task, sources, config_path)
+
+
+@click.command("resume-task")
+@click.argument("task")
+@click.option("-s", "--source", "sources", multiple=True, required=True, help="Source id.")
+@config_option
+def resume_task(task: str, sources: tuple[str, ...], config_path: str | None) -> None:
+    """Resume a task's paused subtasks (also after an error)."""
+    _subtask_verb(Stage.RUNNING, "resume-task", task, sources, config_path)
+
+
+@click.command("replay")
+@click.argument("task")
+@click.option("-s", "--source", required=True, help="Source id.")
+@click.option("--offset", type=int, help="Replay from this relay offset.")
+@click.option("--timestamp", help="... from this time (ISO 8601 or epoch ms).")
+@click.option("--position", help="... from just after this binlog position file:pos[@gtid].")
+@config_option
+def replay(task: str, source: str, offset: int | None, timestamp: str | None,
+           position: str | None, config_path: str | None) -> None:
+    """Move a subtask's checkpoint (its consumer group's offset) so it replays from there.
+
+    The subtask notices within seconds and replays in safe mode until it is past what it
+    had applied, so the downstream ends as it was, with everything after applied."""
+    if sum(x is not None for x in (offset, timestamp, position)) != 1:
+        raise click.UsageError("give exactly one of --offset, --timestamp, --position")
+    kafka = kafka_config(config_path)
+    topics = Topics(kafka.topic_prefix)
+    topic = topics.relay(source).name
+    with TopicReader(kafka, topic) as reader:
+        if offset is None and timestamp is not None:
+            millis = int(timestamp) if timestamp.isdigit() else int(
+                datetime.fromisoformat(timestamp).timestamp() * 1000)
+            offset = reader.offset_for_time(millis)
+        elif offset is None and position is not None:
+            target = Position.parse(position)
+            offset = reader.find(after_position(target, bool(target.gtid)))
+    group: Consumer = open_consumer(kafka, **{"group.id": topics.sync_group(task, source)})
+    try:
+        result = group.commit(offsets=[TopicPartition(topic, 0, int(offset or 0),
+                                                      metadata="replay")], asynchronous=False)
+        if result and result[0].error:
+            raise ERR_KAFKA_ADMIN(op="commit", target=topics.sync_group(task, source))
+    finally:
+        group.close()
+    emit({"result": True, "msg": "", "task": task, "source": source, "offset": offset})

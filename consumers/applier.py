@@ -1,0 +1,114 @@
+"""DML workers: each applies its share of a round in one downstream transaction that also
+writes its checkpoint row (see `consumers.checkpoint`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+
+from consumers import checkpoint
+from consumers.change import RowChange, render
+from consumers.downstream import connect
+from kdm.config.common import DBConfig
+from kdm.errors import ERR_SYNC_DOWNSTREAM, ERR_SYNC_EXEC, KdmError
+
+# Connection-level MySQL errors: the statement never ran or its transaction rolled back.
+CONNECTION_ERRNOS = frozenset({2002, 2003, 2006, 2013, 2055})
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round: per-worker changes and the checkpoint it reaches."""
+
+    number: int
+    start: int
+    end: int
+    position: str
+    changes: tuple[tuple[RowChange, ...], ...]
+    safe: bool
+    ts_ms: int = 0
+
+
+class Applier:
+    """`workers` connections, each used by one thread at a time."""
+
+    def __init__(self, target: DBConfig, workers: int, meta_schema: str, task: str,
+                 source: str, multiple_rows: bool) -> None:
+        self.target = target
+        self.workers = workers
+        self.task = task
+        self.source = source
+        self.multiple_rows = multiple_rows
+        self.upsert = checkpoint.upsert_sql(meta_schema)
+        self.address = f"{target.host}:{target.port}"
+        self._conns: list[Any] = [None] * workers
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix=f"dml-{task}-{source}")
+        self.rows_applied = 0
+
+    def submit(self, batch: Round) -> list[Future[int]]:
+        """Start applying a round; `wait` for it before submitting the next."""
+        return [self._pool.submit(self._apply, worker, batch) for worker in range(self.workers)]
+
+    def wait(self, futures: Sequence[Future[int]]) -> None:
+        """Wait for a round; raise the first worker's error after all have finished."""
+        errors = []
+        for future in futures:
+            try:
+                self.rows_applied += future.result()
+            except KdmError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def close(self) -> None:
+        """Stop the threads and close the connections."""
+        self._pool.shutdown(wait=True)
+        for conn in self._conns:
+            if conn is not None:
+                conn.close()
+        self._conns = [None] * self.workers
+
+    def _conn(self, worker: int) -> Any:
+        if self._conns[worker] is None:
+            self._conns[worker] = connect(self.target)
+        return self._conns[worker]
+
+    def _apply(self, worker: int, batch: Round) -> int:
+        changes = batch.changes[worker] if worker < len(batch.changes) else ()
+        statements = render(changes, batch.safe, self.multiple_rows)
+        conn = self._conn(worker)
+        sql = ""
+        try:
+            with conn.cursor() as cur:
+                for sql, args in statements:
+                    cur.execute(sql, args)
+                sql = self.upsert
+                cur.execute(sql, (self.task, self.source, worker, batch.number, batch.start,
+                                  batch.end, batch.position))
+            conn.commit()
+        except pymysql.MySQLError as exc:
+            self._drop(worker)
+            if exc.args and exc.args[0] in CONNECTION_ERRNOS:
+                raise ERR_SYNC_DOWNSTREAM(exc, address=self.address, op="apply") from exc
+            raise ERR_SYNC_EXEC(exc, what="a row change", position=batch.position,
+                                sql=sql[:300]) from exc
+        return len(changes)
+
+    def _drop(self, worker: int) -> None:
+        conn, self._conns[worker] = self._conns[worker], None
+        if conn is not None:
+            try:
+                conn.rollback()
+                conn.close()
+            except pymysql.MySQLError:
+                pass
+
+
+def now_ms() -> int:
+    """Wall clock in milliseconds."""
+    return int(time.time() * 1000)

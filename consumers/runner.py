@@ -1,0 +1,160 @@
+"""Runs a subtask under its stage: follows `pause-task`/`resume-task` requests, retries
+resumable errors with backoff, pauses on the others, and publishes DM's subtask status."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from consumers.subtask import Subtask
+from consumers.sync_status import binlog_text
+from kdm.avro import AvroCodec
+from kdm.config.service import KafkaConfig
+from kdm.config.task import TaskConfig
+from kdm.errors import ERR_SYNC_STAGE, KdmError
+from kdm.log import Logger
+from kdm.position import Position
+from kdm.relay_log import TopicReader
+from kdm.stages import Stage, StageWatcher, host_id, transition
+from kdm.status import StatusPublisher
+
+SUBTASK_STATUS = "io.kdm.status.SubtaskStatus"
+STATUS_SECONDS = 2.0
+BACKOFF_MAX = 30.0
+
+
+def subtask_key(task: str, source_id: str) -> str:
+    """The stages/status key of a subtask."""
+    return f"subtask/{task}/{source_id}"
+
+
+class SubtaskRunner:
+    """One subtask under its stage, in a thread of the consumer service."""
+
+    def __init__(self, task: TaskConfig, source_id: str, kafka: KafkaConfig) -> None:
+        self.task = task
+        self.source_id = source_id
+        self.kafka = kafka
+        self.codec = AvroCodec()
+        self.key = subtask_key(task.name, source_id)
+        self.stage = Stage.NEW
+        self.errors: list[KdmError] = []
+        self.subtask = Subtask(task, source_id, kafka, self.codec)
+        self.log = Logger("sync", task=task.name, source=source_id)
+        self._handled = 0
+
+    def run(self, stop: threading.Event) -> None:
+        """Run until `stop` is set."""
+        watcher = StageWatcher(self.kafka, self.key).start()
+        watcher.ready.wait(30)
+        self.publisher = StatusPublisher(self.kafka, self.codec)
+        self._reader = TopicReader(self.kafka, self.subtask.topic, 0, self.codec)
+        reporter = threading.Thread(target=self._report, args=(stop,), daemon=True)
+        reporter.start()
+        backoff = 1.0
+        try:
+            while not stop.is_set():
+                if not self._wants_running(watcher):
+                    stop.wait(0.2)
+                    continue
+                self._set_stage(Stage.RUNNING)
+                inner = threading.Event()
+                backoff = self._run_once(stop, watcher, inner, backoff)
+        finally:
+            watcher.stop()
+            reporter.join(5)
+            self.publish()
+            self.publisher.close()
+            self._reader.close()
+
+    def _run_once(self, stop: threading.Event, watcher: StageWatcher, inner: threading.Event,
+                  backoff: float) -> float:
+        def relay_stop() -> None:
+            while not inner.is_set():
+                latest = watcher.latest
+                if stop.is_set() or (latest is not None and latest.revision != self._handled):
+                    inner.set()
+                    return
+                inner.wait(0.1)
+        threading.Thread(target=relay_stop, daemon=True).start()
+        try:
+            self.subtask.run(inner)
+            return 1.0
+        except KdmError as exc:
+            self.errors = [exc]
+            if exc.spec.resumable:
+                self.log.warning("subtask interrupted, retrying", error=exc.render(),
+                                 wait=backoff)
+                stop.wait(backoff)
+                return min(backoff * 2, BACKOFF_MAX)
+            self.log.error("subtask paused on error", error=exc.render())
+            self._set_stage(Stage.PAUSED)
+            return 1.0
+        finally:
+            inner.set()
+
+    def _wants_running(self, watcher: StageWatcher) -> bool:
+        request = watcher.latest
+        if request is not None and request.stage in (Stage.PAUSED, Stage.STOPPED):
+            self._set_stage(request.stage)
+            self._handled = request.revision
+            return False
+        if self.stage == Stage.PAUSED and self.errors and (
+                request is None or request.revision == self._handled):
+            return False
+        if request is not None:
+            self._handled = request.revision
+        return True
+
+    def _set_stage(self, stage: Stage) -> None:
+        if stage == self.stage:
+            return
+        self.stage = transition(self.stage, stage, ERR_SYNC_STAGE, task=self.task.name,
+                                source=self.source_id)
+        if stage == Stage.RUNNING:
+            self.errors = []
+        self.log.info("subtask stage changed", stage=stage.value)
+        self.publish()
+
+    def _report(self, stop: threading.Event) -> None:
+        while not stop.wait(STATUS_SECONDS):
+            try:
+                self.publish()
+            except KdmError as exc:
+                self.log.warning("status not published", error=exc.render())
+
+    def publish(self) -> None:
+        """Publish the subtask's status now."""
+        self.publisher.publish(self.key, SUBTASK_STATUS, self.snapshot())
+
+    def snapshot(self) -> dict[str, Any]:
+        """DM's subtask status (with its sync block flattened) and Kafka facts."""
+        sub, stats = self.subtask, self.subtask.stats
+        last = self._last()
+        master = Position.from_dict(last.value["position"]) if last is not None else None
+        # offsets count transaction markers too: compare with the last record's offset
+        lag = max(0, last.offset + 1 - sub.next_offset) if last is not None else 0
+        applied = stats.applied_position
+        return {
+            "name": self.task.name, "source": self.source_id, "worker": host_id(),
+            "stage": self.stage.value, "unit": "Sync",
+            "errors": [e.to_dict() for e in self.errors], "unresolvedDDLLockID": "",
+            "totalEvents": stats.total_events, "totalTps": stats.total_tps(),
+            "recentTps": stats.recent_tps(), "masterBinlog": binlog_text(master),
+            "masterBinlogGtid": master.gtid if master else "",
+            "syncerBinlog": binlog_text(applied),
+            "syncerBinlogGtid": applied.gtid if applied else "",
+            "blockingDDLs": list(stats.blocking_ddls), "unresolvedGroups": "[]",
+            "synced": lag == 0 and self.stage == Stage.RUNNING,
+            "topic": sub.topic, "partition": 0, "offset": sub.next_offset,
+            "consumerLag": lag, "secondsBehindMaster": 0.0 if lag == 0 else
+            stats.lag_seconds(), "safeMode": self.task.instance(self.source_id) is not None
+            and (sub.sync.safe_mode or sub.next_offset < sub.safe_until),
+            "updated_ms": int(time.time() * 1000)}
+
+    def _last(self) -> Any:
+        try:
+            return self._reader.last()
+        except KdmError:
+            return None

@@ -1,0 +1,351 @@
+"""A subtask (task x source): the relay topic into the downstream, in rounds.
+
+Loop: decide the start (`consumers.checkpoint`), read the relay from there, turn records
+into row changes (`consumers.pipeline`), spread them over the workers by causality
+(`consumers.causality`) into a round, apply the round (`consumers.applier`) while the next
+one is being built, then commit the round's end offset to Kafka. A DDL ends the round and
+runs alone. A round also ends at `worker-count x batch` changes, at a causality conflict,
+after `ROUND_SECONDS`, or when the relay has nothing more for now.
+
+Stages follow the stages topic (`subtask/<task>/<source>`), like the relay: pause finishes
+the round in flight; an error pauses the subtask with its coded error, a resumable one
+(the downstream went away) is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from consumers import checkpoint
+from consumers.applier import Applier, Round
+from consumers.causality import Causality, change_keys
+from consumers.change import RowChange, quote
+from consumers.downstream import KeyCache, connect
+from consumers.pipeline import DDLAction, Pipeline, Rules
+from consumers.sync_status import SyncStats
+from kdm.avro import AvroCodec
+from kdm.config.service import KafkaConfig
+from kdm.config.task import TaskConfig, resolve_units
+from kdm.errors import (
+    ERR_KAFKA_ADMIN,
+    ERR_SYNC_DOWNSTREAM,
+    ERR_SYNC_EXEC,
+    ERR_SYNC_META,
+    KdmError,
+)
+from kdm.log import Logger
+from kdm.position import Position
+from kdm.relay_log import TopicReader, after_position, open_consumer
+from kdm.topics import Topics
+
+ROUND_SECONDS = 0.1
+OFFSET_SECONDS = 1.0
+# DDL errors that mean "already done": tolerated while replaying in safe mode.
+DDL_DONE_ERRNOS = frozenset({1007, 1008, 1050, 1051, 1060, 1061, 1091, 1146, 1054, 1068})
+
+
+class OffsetReset(Exception):
+    """Someone committed another offset for the subtask's group (a replay request)."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(offset)
+        self.offset = offset
+
+
+@dataclass
+class Pending:
+    """The round being built."""
+
+    start: int
+    causality: Causality
+    changes: list[list[RowChange]]
+    count: int = 0
+    end: int = -1
+    position: str = ""
+    ts_ms: int = 0
+    opened: float = field(default_factory=time.monotonic)
+
+
+class Subtask:
+    """Runs one task x source until stopped or paused."""
+
+    def __init__(self, task: TaskConfig, source_id: str, kafka: KafkaConfig,
+                 codec: AvroCodec | None = None) -> None:
+        self.task = task
+        self.source_id = source_id
+        self.kafka = kafka
+        self.codec = codec or AvroCodec()
+        self.sync = resolve_units(task, task.instance(source_id)).syncer
+        self.workers = max(1, self.sync.worker_count)
+        self.topic = Topics(kafka.topic_prefix).relay(source_id).name
+        self.group = Topics(kafka.topic_prefix).sync_group(task.name, source_id)
+        self.log = Logger("sync", task=task.name, source=source_id)
+        self.stats = SyncStats()
+        self.round = 1
+        self.safe_until = 0
+        self.position = ""
+        self.gtid = ""
+        self.next_offset = 0
+        self._unflushed: tuple[int, int] | None = None
+        self._ours: tuple[int | None, str] = (None, "")
+        self._flushed_at = 0.0
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Apply the relay until `stop` is set (errors propagate to the caller); start over
+        from the checkpoint rules when someone moves the subtask's offset."""
+        while not stop.is_set():
+            try:
+                self._run(stop)
+                return
+            except OffsetReset as reset:
+                self.log.info("offset moved by someone else: replaying", offset=reset.offset)
+
+    def _run(self, stop: threading.Event) -> None:
+        target = self.task.target_database
+        keys = KeyCache(target)
+        pipeline = Pipeline(Rules.build(self.task, self.source_id), keys)
+        applier = Applier(target, self.workers, self.task.meta_schema, self.task.name,
+                          self.source_id, self.sync.multiple_rows)
+        consumer = open_consumer(self.kafka, **{"group.id": self.group})
+        try:
+            start = self._start(consumer)
+            consumer.assign([TopicPartition(self.topic, 0, start)])
+            self._loop(stop, consumer, pipeline, applier, keys, start)
+        finally:
+            applier.close()
+            keys.close()
+            consumer.close()
+
+    def _start(self, consumer: Consumer) -> int:
+        conn = connect(self.task.target_database)
+        try:
+            with conn.cursor() as cur:
+                for sql in checkpoint.create_sql(self.task.meta_schema):
+                    cur.execute(sql)
+            conn.commit()
+            saved = checkpoint.load(conn, self.task.meta_schema, self.task.name, self.source_id)
+            with conn.cursor() as cur:
+                cur.execute(f"DELETE FROM {quote(self.task.meta_schema)}."
+                            f"{checkpoint.TABLE} WHERE task = %s AND source = %s AND worker "
+                            ">= %s", (self.task.name, self.source_id, self.workers))
+            conn.commit()
+        except pymysql.MySQLError as exc:
+            raise ERR_SYNC_DOWNSTREAM(exc, address=self.task.target_database.host,
+                                      op="read checkpoint") from exc
+        finally:
+            conn.close()
+        committed, metadata = self._committed(consumer)
+        self._ours = (committed, metadata)
+        decided = checkpoint.decide(saved, committed, metadata, self._meta_offset())
+        self.round, self.safe_until = decided.round, decided.safe_until
+        self.log.info("subtask starting", offset=decided.offset, reason=decided.reason,
+                      safe_until=decided.safe_until)
+        return decided.offset
+
+    def _committed(self, consumer: Consumer) -> tuple[int | None, str]:
+        try:
+            (tp,) = consumer.committed([TopicPartition(self.topic, 0)], timeout=30)
+        except Exception as exc:
+            raise ERR_KAFKA_ADMIN(exc, op="committed offsets", target=self.group) from exc
+        if tp.offset is None or tp.offset < 0:
+            return None, ""
+        return int(tp.offset), tp.metadata or ""
+
+    def _meta_offset(self) -> int:
+        meta = self.task.instance(self.source_id).meta
+        with TopicReader(self.kafka, self.topic, 0, self.codec) as reader:
+            low, _ = reader.bounds()
+            if meta is None or not (meta.binlog_name or meta.binlog_gtid):
+                return low
+            target = Position(meta.binlog_name, meta.binlog_pos, meta.binlog_gtid)
+            use_gtid = bool(meta.binlog_gtid)
+            offset = reader.find(after_position(target, use_gtid))
+            if offset == low and not self._covers(reader, low, target, use_gtid):
+                raise ERR_SYNC_META(task=self.task.name, source=self.source_id,
+                                    problem=f"meta {target} is older than the relay topic's "
+                                    "first record")
+            return offset
+
+    @staticmethod
+    def _covers(reader: TopicReader, low: int, target: Position, use_gtid: bool) -> bool:
+        first = next(reader.read(low), None)
+        if first is None:
+            return True
+        position = Position.from_dict(first.value["position"])
+        if use_gtid:
+            from kdm.position import GTIDSet
+            before = GTIDSet.parse(position.gtid) if position.gtid else None
+            return before is None or (before.issubset(GTIDSet.parse(target.gtid)) and \
+                first.value["kind"] in ("BEGIN", "ROW", "HEARTBEAT", "ROTATE"))
+        return position.sort_key()[:3] <= target.sort_key()[:3]
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def _loop(self, stop: threading.Event, consumer: Consumer, pipeline: Pipeline,
+              applier: Applier, keys: KeyCache, start: int) -> None:
+        pending = self._new_round(start)
+        inflight: tuple[list[Future[int]], Round] | None = None
+        while not stop.is_set():
+            messages = consumer.consume(2000, 0.05)
+            for msg in messages:
+                error = msg.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        raise ERR_KAFKA_ADMIN(op="consume", target=self.topic)
+                    continue
+                offset = int(msg.offset() or 0)
+                where = f"{self.topic}@{offset}"
+                _, record = self.codec.decode(msg.value() or b"", where)
+                self.stats.seen(record)
+                pending.ts_ms = record["timestamp_ms"]
+                kind = record["kind"]
+                if kind == "ROW":
+                    change = pipeline.row(record, offset)
+                    if change is not None and not self._add(pending, change, keys):
+                        inflight = self._ship(consumer, applier, pending, inflight)
+                        pending = self._new_round(pending.end)
+                        self._add(pending, change, keys)
+                    pending.end = offset + 1
+                elif kind == "DDL":
+                    inflight = self._ship(consumer, applier, pending, inflight)
+                    self._finish(consumer, applier, inflight)
+                    inflight = None
+                    self._apply_ddl(pipeline.ddl(record), offset, record, keys)
+                    self._commit_offset(consumer, offset + 1, self.round - 1, force=True)
+                    pending = self._new_round(offset + 1)
+                else:
+                    pending.end = offset + 1
+                if kind in ("COMMIT", "DDL", "HEARTBEAT", "ROTATE"):
+                    pending.position = self._mark(record)
+                if pending.count >= self.workers * self.sync.batch:
+                    inflight = self._ship(consumer, applier, pending, inflight)
+                    pending = self._new_round(pending.end)
+            if pending.end > pending.start and (
+                    not messages or time.monotonic() - pending.opened >= ROUND_SECONDS):
+                inflight = self._ship(consumer, applier, pending, inflight)
+                pending = self._new_round(pending.end)
+            elif not messages:
+                self._finish(consumer, applier, inflight)
+                inflight = None
+                if time.monotonic() - self._flushed_at >= OFFSET_SECONDS:
+                    self._flush_offset(consumer)
+        inflight = self._ship(consumer, applier, pending, inflight)
+        self._finish(consumer, applier, inflight)
+        self._flush_offset(consumer)
+
+    def _new_round(self, start: int) -> Pending:
+        return Pending(start, Causality(self.workers), [[] for _ in range(self.workers)])
+
+    def _add(self, pending: Pending, change: RowChange, keys: KeyCache) -> bool:
+        unique = keys.keys(change.schema, change.table).unique
+        worker = pending.causality.assign(change_keys(change, unique))
+        if worker is None:
+            return False
+        pending.changes[worker].append(change)
+        pending.count += 1
+        return True
+
+    def _mark(self, record: dict[str, Any]) -> str:
+        position = Position.from_dict(record["position"])
+        self.position, self.gtid = f"{position.file}:{position.pos}", position.gtid
+        return str(position)
+
+    def _ship(self, consumer: Consumer, applier: Applier, pending: Pending,
+              inflight: tuple[list[Future[int]], Round] | None
+              ) -> tuple[list[Future[int]], Round] | None:
+        """Wait for the round in flight, then start `pending` (if it covers any record)."""
+        self._finish(consumer, applier, inflight)
+        if pending.end <= pending.start:
+            return None
+        batch = Round(self.round, pending.start, pending.end, pending.position,
+                      tuple(tuple(c) for c in pending.changes),
+                      self.sync.safe_mode or pending.start < self.safe_until, pending.ts_ms)
+        self.round += 1
+        return applier.submit(batch), batch
+
+    def _finish(self, consumer: Consumer, applier: Applier,
+                inflight: tuple[list[Future[int]], Round] | None) -> None:
+        if inflight is None:
+            return
+        futures, batch = inflight
+        applier.wait(futures)
+        self.stats.applied(sum(len(c) for c in batch.changes), batch.position, batch.ts_ms)
+        self._commit_offset(consumer, batch.end, batch.number)
+
+    def _commit_offset(self, consumer: Consumer, offset: int, number: int,
+                       force: bool = False) -> None:
+        """Commit the checkpoint offset, at most every `OFFSET_SECONDS` (the downstream rows
+        are exact in between), after checking nobody else moved it (a replay request)."""
+        self.next_offset = offset
+        self._unflushed = (offset, number)
+        if force or time.monotonic() - self._flushed_at >= OFFSET_SECONDS:
+            self._flush_offset(consumer)
+
+    def _flush_offset(self, consumer: Consumer) -> None:
+        committed, metadata = self._committed(consumer)
+        if committed is not None and (committed, metadata) != self._ours and \
+                not metadata.startswith(checkpoint.OUR_METADATA):
+            raise OffsetReset(committed)
+        self._flushed_at = time.monotonic()
+        if self._unflushed is None:
+            return
+        offset, number = self._unflushed
+        metadata = f"{checkpoint.OUR_METADATA}{number}"
+        consumer.commit(offsets=[TopicPartition(self.topic, 0, offset, metadata=metadata)],
+                        asynchronous=False)
+        self._ours = (offset, metadata)
+        self._unflushed = None
+        self._flushed_at = time.monotonic()
+
+    # -- DDL ----------------------------------------------------------------------------
+
+    def _apply_ddl(self, action: DDLAction, offset: int, record: dict[str, Any],
+                   keys: KeyCache) -> None:
+        position = self._mark(record)
+        conn = connect(self.task.target_database)
+        safe = self.sync.safe_mode or offset < self.safe_until
+        try:
+            with conn.cursor() as cur:
+                for sql in action.statements:
+                    self._run_ddl(cur, sql, safe, position)
+                for schema, table in action.touched:
+                    keys.forget(schema, table)
+                self._checkpoint_all(cur, offset, position)
+            conn.commit()
+        finally:
+            conn.close()
+        self.stats.ddl(action.query)
+
+    def _run_ddl(self, cur: Any, sql: str, safe: bool, position: str) -> None:
+        try:
+            cur.execute(sql)
+        except pymysql.MySQLError as exc:
+            if safe and exc.args and exc.args[0] in DDL_DONE_ERRNOS:
+                self.log.warning("ddl already applied, skipped in safe mode", sql=sql[:200])
+                return
+            raise ERR_SYNC_EXEC(exc, what="a DDL", position=position, sql=sql) from exc
+
+    def _checkpoint_all(self, cur: Any, offset: int, position: str) -> None:
+        upsert = checkpoint.upsert_sql(self.task.meta_schema)
+        for worker in range(self.workers):
+            cur.execute(upsert, (self.task.name, self.source_id, worker, self.round, offset,
+                                 offset + 1, position))
+        cur.execute(checkpoint.state_sql(self.task.meta_schema),
+                    (self.task.name, self.source_id, self.round, offset, offset + 1, position,
+                     json.dumps({})))
+        self.round += 1
+
+
+def round_error(exc: KdmError) -> bool:
+    """Whether an error came from applying (rather than reading) — for status."""
+    return exc.spec in (ERR_SYNC_EXEC, ERR_SYNC_DOWNSTREAM)

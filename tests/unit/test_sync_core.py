@@ -1,0 +1,82 @@
+"""Row-change rendering, causality and checkpoint decisions (no processes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from consumers.causality import Causality, change_keys
+from consumers.change import DELETE, INSERT, UPDATE, RowChange, render
+from consumers.checkpoint import Row, Saved, decide
+
+COLS = ("id", "v")
+
+
+def change(op: str, before: tuple[object, ...] | None, after: tuple[object, ...] | None,
+           key: tuple[str, ...] = ("id",)) -> RowChange:
+    return RowChange("db", "t", op, COLS, before, after, key)
+
+
+def test_inserts_merge_into_one_statement_and_safe_mode_replaces() -> None:
+    changes = [change(INSERT, None, (1, "a")), change(INSERT, None, (2, None))]
+    assert render(changes, safe=False) == [
+        ("INSERT INTO `db`.`t` (`id`, `v`) VALUES (%s, %s), (%s, %s)", [1, "a", 2, None])]
+    assert render(changes, safe=True)[0][0].startswith("REPLACE INTO `db`.`t`")
+    assert len(render(changes, safe=False, multiple_rows=False)) == 2
+
+
+def test_update_by_key_and_safe_mode_delete_plus_replace() -> None:
+    up = change(UPDATE, (1, "a"), (1, "b"))
+    assert render([up], safe=False) == [
+        ("UPDATE `db`.`t` SET `id` = %s, `v` = %s WHERE `id` = %s LIMIT 1", [1, "b", 1])]
+    assert render([up], safe=True) == [
+        ("DELETE FROM `db`.`t` WHERE `id` = %s LIMIT 1", [1]),
+        ("REPLACE INTO `db`.`t` (`id`, `v`) VALUES (%s, %s)", [1, "b"])]
+
+
+def test_delete_without_key_matches_every_column_and_nulls() -> None:
+    gone = change(DELETE, (1, None), None, key=())
+    assert render([gone], safe=False) == [
+        ("DELETE FROM `db`.`t` WHERE `id` = %s AND `v` IS NULL LIMIT 1", [1])]
+
+
+def test_deletes_by_key_merge_into_in_list() -> None:
+    gone = [change(DELETE, (1, "a"), None), change(DELETE, (2, "b"), None)]
+    assert render(gone, safe=False) == [
+        ("DELETE FROM `db`.`t` WHERE (`id`) IN ((%s), (%s))", [1, 2])]
+
+
+def test_causality_keeps_a_key_on_one_worker_and_reports_conflicts() -> None:
+    unique = [("PRIMARY", ("id",))]
+    causality = Causality(4)
+    first = causality.assign(change_keys(change(INSERT, None, (1, "a")), unique))
+    assert causality.assign(change_keys(change(UPDATE, (1, "a"), (1, "b")), unique)) == first
+    other = causality.assign(change_keys(change(INSERT, None, (7, "x")), unique))
+    if other != first:
+        moved = change(UPDATE, (1, "b"), (7, "b"))
+        assert causality.assign(change_keys(moved, unique)) is None
+    causality.reset()
+    assert causality.owner == {}
+
+
+def test_null_unique_values_are_not_keys() -> None:
+    assert change_keys(change(INSERT, None, (None, "a")), [("PRIMARY", ("id",))]) == []
+
+
+def rows(*spec: tuple[int, int, int, int]) -> Saved:
+    return Saved(tuple(Row(w, r, s, e, "f:1", None) for w, r, s, e in spec))
+
+
+@pytest.mark.parametrize(("saved", "committed", "metadata", "expected"), [
+    (rows(), None, "", (100, 100, "meta")),
+    (rows((0, 5, 40, 50), (1, 5, 40, 50)), 50, "kdm:5", (50, 50, "checkpoint")),
+    (rows((0, 5, 40, 50), (1, 5, 40, 50)), 40, "kdm:4", (50, 50, "checkpoint")),
+    (rows((0, 5, 40, 50), (1, 4, 30, 40)), 40, "kdm:4", (40, 50, "unfinished round")),
+    (rows((0, 5, 40, 50), (1, 5, 40, 50)), 0, "", (0, 50, "offset reset")),
+    (rows((0, 5, 40, 50)), 70, "replay", (70, 70, "offset reset")),
+])
+def test_start_decisions(saved: Saved, committed: int | None, metadata: str,
+                         expected: tuple[int, int, str]) -> None:
+    start = decide(saved, committed, metadata, fallback=100)
+    assert (start.offset, start.safe_until) == expected[:2]
+    assert start.reason.startswith(expected[2])
+    assert start.round == saved.last_round + 1
