@@ -121,3 +121,38 @@ def replay(task: str, source: str, offset: int | None, timestamp: str | None,
     finally:
         group.close()
     emit({"result": True, "msg": "", "task": task, "source": source, "offset": offset})
+
+
+@click.command("handle-error")
+@click.argument("task")
+@click.argument("op", type=click.Choice(["skip", "replace", "revert"]))
+@click.argument("sqls", nargs=-1)
+@click.option("-s", "--source", "sources", multiple=True, required=True, help="Source id.")
+@click.option("-b", "--binlog-pos", default="", help="file:pos of the DDL (default: the DDL "
+              "that paused the subtask).")
+@config_option
+def handle_error(task: str, op: str, sqls: tuple[str, ...], sources: tuple[str, ...],
+                 binlog_pos: str, config_path: str | None) -> None:
+    """Skip or replace the DDL a subtask paused on (DM's handle-error), then resume it.
+
+    `replace` takes the statements to run instead, e.g.
+    `kdm handle-error t replace -s s1 "ALTER TABLE db.t ADD c INT"`."""
+    import time
+
+    from consumers.runner import subtask_key
+    from kdm.stages import write
+
+    if op == "replace" and not sqls:
+        raise click.UsageError("replace needs the statements to run instead")
+    kafka = kafka_config(config_path)
+    results = []
+    for source in sources:
+        key = f"handle-error/{task}/{source}"
+        now = time.time_ns()
+        write(kafka, key, "io.kdm.control.ErrorOperation", {
+            "key": key, "op": op, "binlog_pos": binlog_pos, "sqls": list(sqls),
+            "revision": now, "updated_ms": now // 1_000_000})
+        if op != "revert":
+            request(kafka, subtask_key(task, source), Stage.RUNNING, "handle-error")
+        results.append({"result": True, "msg": "", "source": source, "worker": ""})
+    emit({"result": True, "msg": "", "sources": results})

@@ -58,6 +58,10 @@ class KeyCache:
         for key in [k for k in self._cache if k[0] == schema and table in ("", k[1])]:
             del self._cache[key]
 
+    def clear(self) -> None:
+        """Forget every cached table."""
+        self._cache.clear()
+
     def close(self) -> None:
         """Close the metadata connection."""
         if self._conn is not None:

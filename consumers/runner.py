@@ -46,7 +46,9 @@ class SubtaskRunner:
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set."""
-        watcher = StageWatcher(self.kafka, self.key).start()
+        error_key = f"handle-error/{self.task.name}/{self.source_id}"
+        watcher = StageWatcher(self.kafka, self.key, (error_key,)).start()
+        self.subtask.operation = lambda: watcher.values.get(error_key)
         watcher.ready.wait(30)
         self.publisher = StatusPublisher(self.kafka, self.codec)
         self._reader = TopicReader(self.kafka, self.subtask.topic, 0, self.codec)

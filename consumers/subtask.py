@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ from consumers.applier import Applier, Round
 from consumers.causality import Causality, change_keys
 from consumers.change import RowChange, quote
 from consumers.downstream import KeyCache, connect
-from consumers.pipeline import DDLAction, Pipeline, Rules
+from consumers.pipeline import Pipeline, Rules
 from consumers.sync_status import SyncStats
 from kdm.avro import AvroCodec
 from kdm.config.service import KafkaConfig
@@ -48,8 +49,11 @@ from kdm.topics import Topics
 
 ROUND_SECONDS = 0.1
 OFFSET_SECONDS = 1.0
-# DDL errors that mean "already done": tolerated while replaying in safe mode.
-DDL_DONE_ERRNOS = frozenset({1007, 1008, 1050, 1051, 1060, 1061, 1091, 1146, 1054, 1068})
+# DDL errors that mean "already done" (DM's ignoreDDLError): database or table exists or
+# is gone, duplicate column or key name, can't drop a missing column/key, multiple primary
+# keys. A missing table (1146) is tolerated only while replaying in safe mode.
+DDL_DONE_ERRNOS = frozenset({1007, 1008, 1050, 1051, 1060, 1061, 1068, 1091})
+DDL_DONE_IN_SAFE_MODE = DDL_DONE_ERRNOS | {1146}
 
 
 class OffsetReset(Exception):
@@ -97,6 +101,9 @@ class Subtask:
         self._unflushed: tuple[int, int] | None = None
         self._ours: tuple[int | None, str] = (None, "")
         self._flushed_at = 0.0
+        self.failed_ddl = ""
+        self.used_operations: set[int] = set()
+        self.operation: Callable[[], dict[str, Any] | None] = lambda: None
 
     # -- running ------------------------------------------------------------------------
 
@@ -220,7 +227,7 @@ class Subtask:
                     inflight = self._ship(consumer, applier, pending, inflight)
                     self._finish(consumer, applier, inflight)
                     inflight = None
-                    self._apply_ddl(pipeline.ddl(record), offset, record, keys)
+                    self._apply_ddl(pipeline, offset, record, keys)
                     self._commit_offset(consumer, offset + 1, self.round - 1, force=True)
                     pending = self._new_round(offset + 1)
                 else:
@@ -309,29 +316,57 @@ class Subtask:
 
     # -- DDL ----------------------------------------------------------------------------
 
-    def _apply_ddl(self, action: DDLAction, offset: int, record: dict[str, Any],
+    def _apply_ddl(self, pipeline: Pipeline, offset: int, record: dict[str, Any],
                    keys: KeyCache) -> None:
         position = self._mark(record)
+        at = position.split("@", 1)[0]
+        statements = self._handled(at)
+        if statements is None:
+            try:
+                statements = pipeline.ddl(record).statements
+            except KdmError:
+                self.failed_ddl = at
+                raise
         conn = connect(self.task.target_database)
         safe = self.sync.safe_mode or offset < self.safe_until
         try:
             with conn.cursor() as cur:
-                for sql in action.statements:
-                    self._run_ddl(cur, sql, safe, position)
-                for schema, table in action.touched:
-                    keys.forget(schema, table)
+                for sql in statements:
+                    try:
+                        self._run_ddl(cur, sql, safe, at)
+                    except KdmError:
+                        self.failed_ddl = at
+                        raise
+                keys.clear()  # a DDL may change any table's keys; they are re-read lazily
                 self._checkpoint_all(cur, offset, position)
             conn.commit()
         finally:
             conn.close()
-        self.stats.ddl(action.query)
+        self.stats.ddl(record["query"])
+
+    def _handled(self, at: str) -> tuple[str, ...] | None:
+        """The statements `handle-error` says to run for the DDL at `at` (DM's skip and
+        replace), or None to run the DDL itself. An operation applies when it names this
+        position, or names none and this DDL is the one that paused the subtask."""
+        op = self.operation()
+        if op is None or op["revision"] in self.used_operations or op["op"] == "revert":
+            return None
+        if op["binlog_pos"] and op["binlog_pos"] != at:
+            return None
+        if not op["binlog_pos"] and self.failed_ddl != at:
+            return None
+        self.used_operations.add(op["revision"])
+        self.failed_ddl = ""
+        self.log.info("ddl handled by handle-error", op=op["op"], position=at)
+        return () if op["op"] == "skip" else tuple(op["sqls"])
 
     def _run_ddl(self, cur: Any, sql: str, safe: bool, position: str) -> None:
         try:
             cur.execute(sql)
         except pymysql.MySQLError as exc:
-            if safe and exc.args and exc.args[0] in DDL_DONE_ERRNOS:
-                self.log.warning("ddl already applied, skipped in safe mode", sql=sql[:200])
+            if exc.args and exc.args[0] in (DDL_DONE_IN_SAFE_MODE if safe else DDL_DONE_ERRNOS):
+                self.log.warning("ddl already applied downstream, skipped", sql=sql[:200],
+                                 errno=exc.args[0])
                 return
             raise ERR_SYNC_EXEC(exc, what="a DDL", position=position, sql=sql) from exc
 

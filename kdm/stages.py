@@ -92,15 +92,20 @@ def relay_key(source_id: str) -> str:
 
 def request(kafka: KafkaConfig, key: str, stage: Stage, by: str) -> StageRequest:
     """Write a stage request for `key` and wait until Kafka has it."""
-    topic = Topics(kafka.topic_prefix).compacted("stages")
-    ensure_topics(kafka, [topic])
     now = time.time_ns()
     req = StageRequest(key, stage, now, now // 1_000_000, by)
+    write(kafka, key, STAGE, req.to_dict())
+    return req
+
+
+def write(kafka: KafkaConfig, key: str, schema: str, record: dict[str, Any]) -> None:
+    """Write one control record to the stages topic and wait until Kafka has it."""
+    topic = Topics(kafka.topic_prefix).compacted("stages")
+    ensure_topics(kafka, [topic])
     producer = Producer(kafka.client(acks="all", log_level=3))
-    producer.produce(topic.name, AvroCodec().encode(STAGE, req.to_dict(), topic.name), key)
+    producer.produce(topic.name, AvroCodec().encode(schema, record, topic.name), key)
     if producer.flush(30) != 0:
         raise ERR_KAFKA_ADMIN(op="produce", target=topic.name)
-    return req
 
 
 def read_requests(kafka: KafkaConfig) -> dict[str, StageRequest]:
@@ -109,6 +114,8 @@ def read_requests(kafka: KafkaConfig) -> dict[str, StageRequest]:
     latest: dict[str, StageRequest] = {}
     with TopicReader(kafka, topic) as reader:
         for message in reader.read(reader.bounds()[0]):
+            if message.schema != STAGE:
+                continue
             req = StageRequest.from_dict(message.value)
             latest[req.key] = req
     return latest
@@ -117,10 +124,12 @@ def read_requests(kafka: KafkaConfig) -> dict[str, StageRequest]:
 class StageWatcher:
     """Follows the stages topic in a thread and keeps the latest request for one key."""
 
-    def __init__(self, kafka: KafkaConfig, key: str) -> None:
+    def __init__(self, kafka: KafkaConfig, key: str, others: tuple[str, ...] = ()) -> None:
         self.kafka = kafka
         self.key = key
+        self.others = others
         self.latest: StageRequest | None = None
+        self.values: dict[str, dict[str, Any]] = {}
         self.ready = threading.Event()
         self.error: KdmError | None = None
         self._stop = threading.Event()
@@ -153,8 +162,10 @@ class StageWatcher:
                 self.ready.set()
             for message in reader.read(low, follow=True,
                                        keep_going=lambda: not self._stop.is_set()):
-                if message.key == self.key:
+                if message.key == self.key and message.schema == STAGE:
                     self.latest = StageRequest.from_dict(message.value)
+                elif message.key in self.others:
+                    self.values[message.key] = message.value
                 if message.offset + 1 >= high:
                     self.ready.set()
                 if self._stop.is_set():
