@@ -15,7 +15,7 @@ from cli.common import emit
 from cli.relay import pause_relay, producer, read_topic, resume_relay
 from cli.stack import stack
 from cli.status import query_status
-from cli.sync import consumer, handle_error, pause_task, replay, resume_task
+from cli.sync import consumer, handle_error, operate_schema, pause_task, replay, resume_task
 from kdm.config import load_service, load_source, load_task
 from kdm.config.secret import decrypt, encrypt
 from kdm.errors import KdmError
@@ -74,5 +74,5 @@ def check_config(kind: str, files: tuple[Path, ...]) -> None:
 
 
 for command in (stack, producer, pause_relay, resume_relay, read_topic, query_status, consumer,
-                pause_task, resume_task, replay, handle_error):
+                pause_task, resume_task, replay, handle_error, operate_schema):
     main.add_command(command)

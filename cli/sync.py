@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from datetime import datetime
+from pathlib import Path
 
 import click
 from confluent_kafka import Consumer, TopicPartition
@@ -156,3 +157,27 @@ def handle_error(task: str, op: str, sqls: tuple[str, ...], sources: tuple[str, 
             request(kafka, subtask_key(task, source), Stage.RUNNING, "handle-error")
         results.append({"result": True, "msg": "", "source": source, "worker": ""})
     emit({"result": True, "msg": "", "sources": results})
+
+
+@click.command("operate-schema")
+@click.argument("op", type=click.Choice(["get", "set", "remove"]))
+@click.argument("task_path", metavar="TASK_YAML", type=click.Path(exists=True, dir_okay=False))
+@click.argument("schema_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("-s", "--source", required=True, help="Source id.")
+@click.option("-d", "--database", required=True, help="Upstream database.")
+@click.option("-t", "--table", required=True, help="Upstream table.")
+@config_option
+def operate_schema(op: str, task_path: str, schema_file: str | None, source: str,
+                   database: str, table: str, config_path: str | None) -> None:
+    """Get, set or remove the structure a subtask tracks for an upstream table (DM's
+    operate-schema). `set` takes a file with a CREATE TABLE; set and remove need the
+    subtask Paused, and take effect when it resumes."""
+    from consumers.schema_admin import operate
+
+    if op == "set" and schema_file is None:
+        raise click.UsageError("set needs a file with the CREATE TABLE statement")
+    text = Path(schema_file).read_text(encoding="utf8") if schema_file else ""
+    result = operate(kafka_config(config_path), load_task(task_path), source, op, database,
+                     table, text)
+    emit({"result": True, "msg": "", "sources": [{"result": True, "msg": result,
+                                                    "source": source, "worker": ""}]})

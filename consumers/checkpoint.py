@@ -85,17 +85,22 @@ class Saved:
     rows: tuple[Row, ...]
 
     @property
+    def workers(self) -> tuple[Row, ...]:
+        """The DML workers' rows (not the state row)."""
+        return tuple(row for row in self.rows if row.worker != GLOBAL_WORKER)
+
+    @property
     def last_round(self) -> int:
         """The newest round any row reached (0 when there are none)."""
         return max((row.round for row in self.rows), default=0)
 
     def newest(self) -> Row | None:
-        """A row of the newest round."""
-        return max(self.rows, key=lambda row: row.round, default=None)
+        """A worker row of the newest round."""
+        return max(self.workers, key=lambda row: row.round, default=None)
 
     def partial(self) -> bool:
         """Whether the newest round reached only some workers."""
-        return len({row.round for row in self.rows}) > 1
+        return len({row.round for row in self.workers}) > 1
 
     def state(self) -> str | None:
         """The subtask state saved with the newest DDL."""

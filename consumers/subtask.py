@@ -29,6 +29,7 @@ from consumers import checkpoint
 from consumers.applier import Applier, Round
 from consumers.causality import Causality, change_keys
 from consumers.change import RowChange, quote
+from consumers.ddl import parse_ddl
 from consumers.downstream import KeyCache, connect
 from consumers.pipeline import Pipeline, Rules
 from consumers.sync_status import SyncStats
@@ -45,6 +46,7 @@ from kdm.errors import (
 from kdm.log import Logger
 from kdm.position import Position
 from kdm.relay_log import TopicReader, after_position, open_consumer
+from kdm.schema_tracker import Tracker
 from kdm.topics import Topics
 
 ROUND_SECONDS = 0.1
@@ -102,6 +104,8 @@ class Subtask:
         self._ours: tuple[int | None, str] = (None, "")
         self._flushed_at = 0.0
         self.failed_ddl = ""
+        self.tracker = Tracker()
+        self.saved_online: dict[str, Any] | None = None
         self.used_operations: set[int] = set()
         self.operation: Callable[[], dict[str, Any] | None] = lambda: None
 
@@ -126,6 +130,8 @@ class Subtask:
         consumer = open_consumer(self.kafka, **{"group.id": self.group})
         try:
             start = self._start(consumer)
+            if self.saved_online and pipeline.rules.online is not None:
+                pipeline.rules.online.restore(self.saved_online)
             consumer.assign([TopicPartition(self.topic, 0, start)])
             self._loop(stop, consumer, pipeline, applier, keys, start)
         finally:
@@ -141,6 +147,7 @@ class Subtask:
                     cur.execute(sql)
             conn.commit()
             saved = checkpoint.load(conn, self.task.meta_schema, self.task.name, self.source_id)
+            self._restore(saved.state())
             with conn.cursor() as cur:
                 cur.execute(f"DELETE FROM {quote(self.task.meta_schema)}."
                             f"{checkpoint.TABLE} WHERE task = %s AND source = %s AND worker "
@@ -217,6 +224,7 @@ class Subtask:
                 pending.ts_ms = record["timestamp_ms"]
                 kind = record["kind"]
                 if kind == "ROW":
+                    self._track_columns(record)
                     change = pipeline.row(record, offset)
                     if change is not None and not self._add(pending, change, keys):
                         inflight = self._ship(consumer, applier, pending, inflight)
@@ -338,11 +346,50 @@ class Subtask:
                         self.failed_ddl = at
                         raise
                 keys.clear()  # a DDL may change any table's keys; they are re-read lazily
-                self._checkpoint_all(cur, offset, position)
+                self._track_ddl(record)
+                self._checkpoint_all(cur, offset, position, pipeline)
             conn.commit()
         finally:
             conn.close()
         self.stats.ddl(record["query"])
+
+    # -- tracked schemas and other state kept with the checkpoint ------------------------
+
+    def _track_columns(self, record: dict[str, Any]) -> None:
+        """Start tracking a table first seen through its rows (it existed before the relay)."""
+        if (record["schema"], record["table"]) not in self.tracker:
+            self.tracker.set(Tracker.from_columns(record["schema"], record["table"],
+                                                  record["columns"]))
+
+    def _track_ddl(self, record: dict[str, Any]) -> None:
+        """Advance the tracked schemas; a DDL the tracker cannot follow untracks the tables
+        it names (rows carry their columns, so syncing goes on) and says so."""
+        try:
+            self.tracker.apply_ddl(record["schema"], record["query"])
+        except KdmError as exc:
+            self.log.warning("schema tracker cannot follow ddl", error=exc.render())
+            try:
+                tables = parse_ddl(record["query"], record["schema"])
+            except KdmError:
+                return
+            for ddl in tables:
+                for schema, table in ddl.tables:
+                    self.tracker.remove(schema, table)
+
+    def _state(self, pipeline: Pipeline) -> dict[str, Any]:
+        online = pipeline.rules.online
+        return {"tracker": self.tracker.to_dict(),
+                "online": online.to_dict() if online is not None else None,
+                "handled": sorted(self.used_operations)}
+
+    def _restore(self, state: str | None) -> None:
+        if not state:
+            return
+        data = json.loads(state)
+        if data.get("tracker"):
+            self.tracker = Tracker.from_dict(data["tracker"])
+        self.used_operations |= set(data.get("handled") or ())
+        self.saved_online = data.get("online")
 
     def _handled(self, at: str) -> tuple[str, ...] | None:
         """The statements `handle-error` says to run for the DDL at `at` (DM's skip and
@@ -370,14 +417,15 @@ class Subtask:
                 return
             raise ERR_SYNC_EXEC(exc, what="a DDL", position=position, sql=sql) from exc
 
-    def _checkpoint_all(self, cur: Any, offset: int, position: str) -> None:
+    def _checkpoint_all(self, cur: Any, offset: int, position: str,
+                        pipeline: Pipeline) -> None:
         upsert = checkpoint.upsert_sql(self.task.meta_schema)
         for worker in range(self.workers):
             cur.execute(upsert, (self.task.name, self.source_id, worker, self.round, offset,
                                  offset + 1, position))
         cur.execute(checkpoint.state_sql(self.task.meta_schema),
                     (self.task.name, self.source_id, self.round, offset, offset + 1, position,
-                     json.dumps({})))
+                     json.dumps(self._state(pipeline))))
         self.round += 1
 
 

@@ -449,3 +449,11 @@ ERR_ONLINE_DDL_STATE = declare(
     "cannot restore the online DDL state saved with the checkpoint: {problem}",
     "The saved state is damaged: restart the task from a position outside any online-DDL run "
     "(before the ghost table's CREATE or after the cut-over).")
+ERR_SYNC_NOT_PAUSED = declare(
+    36006, "SyncSubtaskNotPaused", ErrClass.SYNC_UNIT, Scope.INTERNAL, Level.LOW,
+    "subtask {task}/{source} is {stage}; {verb} needs it Paused",
+    "Run `kdm pause-task <task> -s <source>` first.")
+ERR_SYNC_SCHEMA_MISSING = declare(
+    36007, "SyncSchemaNotTracked", ErrClass.SYNC_UNIT, Scope.INTERNAL, Level.LOW,
+    "subtask {task}/{source} tracks no table {table}",
+    "Check the names; `operate-schema set` adds a table's structure.")

@@ -79,3 +79,41 @@ def test_failed_ddl_pauses_then_skip_and_replace_resume(
                  "the rows after the replaced DDL")
         keys = rows(endpoints, "down", "information_schema", "STATISTICS")
         assert any(r[1] == downstream_db and r[2] == "t" and r[5] == "k2" for r in keys)
+
+
+def test_operate_schema_get_set_remove_while_paused(
+        endpoints: Endpoints, kafka: KafkaConfig, upstream_db: str, downstream_db: str,
+        unique: str, tmp_path: Any) -> None:
+    source, name = f"os-{unique}", f"os-{unique}"
+    body = (f"routes:\n  r:\n    schema-pattern: {upstream_db}\n"
+            f"    target-schema: {downstream_db}\n")
+    text = task_text(name, endpoints, [source], body, "route-rules: [r]", 2)
+    task_path = tmp_path / "task.yaml"
+    task_path.write_text(text)
+    with running(endpoints, kafka, [source], gtid_now(endpoints), task_config(text)):
+        execute(endpoints, upstream_db, "CREATE TABLE t (id INT PRIMARY KEY, v INT)",
+                "ALTER TABLE t ADD COLUMN extra VARCHAR(10) NOT NULL DEFAULT 'x'",
+                "INSERT INTO t (id, v) VALUES (1, 1)")
+        wait_for(lambda: same_tables(endpoints, (upstream_db, "t"), (downstream_db, "t")),
+                 60, "the table")
+        args = ["-s", source, "-d", upstream_db, "-t", "t"]
+        refused = CliRunner().invoke(main, ["operate-schema", "remove", str(task_path), *args],
+                                     env={"KDM_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+                                          "KDM_TOPIC_PREFIX": kafka.topic_prefix})
+        assert refused.exit_code == 1 and "36006" in refused.output
+        cli(kafka, "pause-task", name, "-s", source)
+        wait_for(lambda: subtask(kafka, name)["stage"] == "Paused", 30, "Paused")
+        got = cli(kafka, "operate-schema", "get", str(task_path), *args)
+        create = got["sources"][0]["msg"]
+        assert "`extra` varchar(10)" in create and "PRIMARY KEY (`id`)" in create
+        schema_file = tmp_path / "t.sql"
+        schema_file.write_text("CREATE TABLE t (id INT PRIMARY KEY, v BIGINT, extra TEXT)")
+        cli(kafka, "operate-schema", "set", str(task_path), str(schema_file), *args)
+        got = cli(kafka, "operate-schema", "get", str(task_path), *args)
+        assert "`v` bigint" in got["sources"][0]["msg"]
+        cli(kafka, "operate-schema", "remove", str(task_path), *args)
+        cli(kafka, "operate-schema", "get", str(task_path), *args, code=1)
+        cli(kafka, "resume-task", name, "-s", source)
+        execute(endpoints, upstream_db, "INSERT INTO t (id, v) VALUES (2, 2)")
+        wait_for(lambda: same_tables(endpoints, (upstream_db, "t"), (downstream_db, "t")),
+                 60, "rows after resume")

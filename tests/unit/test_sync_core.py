@@ -80,3 +80,10 @@ def test_start_decisions(saved: Saved, committed: int | None, metadata: str,
     assert (start.offset, start.safe_until) == expected[:2]
     assert start.reason.startswith(expected[2])
     assert start.round == saved.last_round + 1
+
+
+def test_the_state_row_does_not_make_a_round_look_unfinished() -> None:
+    saved = Saved((Row(0, 7, 60, 70, "f:1", None), Row(1, 7, 60, 70, "f:1", None),
+                   Row(-1, 3, 20, 21, "f:1", "{}")))
+    start = decide(saved, 70, "kdm:7", fallback=0)
+    assert (start.offset, start.safe_until, start.round) == (70, 70, 8)
