@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumers.row_expr import Evaluator, UnknownColumn, compile_expression, truth
+from consumers.row_expr import Evaluator, Temporal, UnknownColumn, compile_expression, truth
 from kdm.config.task import ExpressionFilter
 from kdm.errors import ERR_SYNC_EXPR_ROW, ERR_SYNC_RULE_INVALID
 
@@ -62,11 +62,15 @@ class ExpressionFilters:
             self._add(rule)
 
     def skips(self, schema: str, table: str, op: str, columns: Sequence[str],
-              before: Sequence[Any] | None, after: Sequence[Any] | None) -> bool:
-        """Whether the row change (op INSERT, UPDATE or DELETE) is dropped by a rule."""
+              before: Sequence[Any] | None, after: Sequence[Any] | None,
+              types: Sequence[str] = ()) -> bool:
+        """Whether the row change (op INSERT, UPDATE or DELETE) is dropped by a rule;
+        `types` (the relay's column types) make date and time columns compare as times."""
         filters = self._tables.get(self._key(schema, table))
         if filters is None:
             return False
+        if types:
+            before, after = _typed(types, before), _typed(types, after)
         check = _CHECKS.get(op.upper())
         if check is None:
             raise ERR_SYNC_EXPR_ROW(schema=schema, table=table, problem=f"unknown operation `{op}`")
@@ -106,6 +110,17 @@ def _check_rule(rule: ExpressionFilter) -> None:
     if len(kinds) > 1:
         raise ERR_SYNC_RULE_INVALID(what=what, problem=f"{' and '.join(kinds)} cannot be set in "
                                     "the same rule; use one rule per kind of change")
+
+
+_TEMPORAL_TYPES = ("date", "datetime", "timestamp")
+
+
+def _typed(types: Sequence[str], values: Sequence[Any] | None) -> Sequence[Any] | None:
+    """The image with DATE/DATETIME/TIMESTAMP text wrapped as `Temporal`."""
+    if values is None:
+        return None
+    return [Temporal(v) if isinstance(v, str) and t.split("(")[0] in _TEMPORAL_TYPES else v
+            for t, v in zip(types, values, strict=False)]
 
 
 @functools.lru_cache(maxsize=1024)

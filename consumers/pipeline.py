@@ -87,7 +87,7 @@ class Pipeline:
         names = [c["name"] for c in record["columns"]]
         before, after = record["before"], record["after"]
         if self.rules.expressions.skips(record["schema"], record["table"], record["op"], names,
-                                        before, after):
+                                        before, after, [c["type"] for c in record["columns"]]):
             return None
         key = self.keys.keys(schema, table).where_key
         return RowChange(schema, table, record["op"], tuple(names),

@@ -88,10 +88,62 @@ def to_number(value: Any) -> Number:
     return 0 if found is None else _number_text(found.group(1))
 
 
+class Temporal(str):
+    """A DATE, DATETIME or TIMESTAMP value: text for string functions, compared as a time.
+
+    Compared with a string, the string is read as a MySQL date/time literal (short fields
+    such as `2021-6-1`, an optional time and fraction, an optional `+HH:MM` offset converted
+    to UTC, as the relay's TIMESTAMPs are), so `d = '2021-06-01'` holds for
+    `2021-06-01 00:00:00` as in TiDB. A string that is no date compares as text."""
+
+    key: tuple[int, ...] | None
+
+    def __new__(cls, text: str) -> Temporal:
+        """Wrap a value as the relay carries it."""
+        value = super().__new__(cls, text)
+        value.key = temporal_key(text)
+        return value
+
+
+_TEMPORAL = re.compile(r"^\s*(\d{1,4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{1,2})"
+                       r"(?::(\d{1,2})(?:\.(\d{1,6}))?)?)?\s*(?:([+-])(\d{1,2}):(\d{2}))?\s*$")
+
+
+def temporal_key(text: str) -> tuple[int, ...] | None:
+    """(year, month, day, hour, minute, second, microsecond) of a date/time literal, in UTC
+    when it carries an offset; None when the text is not one."""
+    match = _TEMPORAL.match(text)
+    if match is None:
+        return None
+    y, mo, d, h, mi, sec, frac, sign, oh, om = match.groups()
+    fields = [int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0),
+              int((frac or "0").ljust(6, "0"))]
+    if sign and fields[1] and fields[2]:
+        import datetime as dt
+        y_, mo_, d_, h_, mi_, s_, us_ = fields
+        moment = dt.datetime(y_, mo_, d_, h_, mi_, s_, us_) - (1 if sign == "+" else -1) * \
+            dt.timedelta(hours=int(oh), minutes=int(om))
+        fields = [moment.year, moment.month, moment.day, moment.hour, moment.minute,
+                  moment.second, moment.microsecond]
+    return tuple(fields)
+
+
+def _temporal_compare(left: Any, right: Any) -> int | None:
+    keys = [v.key if isinstance(v, Temporal) else temporal_key(v) if isinstance(v, str)
+            else None for v in (left, right)]
+    if keys[0] is None or keys[1] is None:
+        return None
+    return (keys[0] > keys[1]) - (keys[0] < keys[1])
+
+
 def compare(left: Any, right: Any) -> int | None:
     """-1, 0 or 1 as MySQL orders the two values; None when either is NULL."""
     if left is None or right is None:
         return None
+    if isinstance(left, Temporal) or isinstance(right, Temporal):
+        as_times = _temporal_compare(left, right)
+        if as_times is not None:
+            return as_times
     if isinstance(left, str | bytes) and isinstance(right, str | bytes):
         a, b = _binary(left), _binary(right)
         return (a > b) - (a < b)

@@ -52,7 +52,8 @@ def running(endpoints: Endpoints, kafka: KafkaConfig, source_ids: list[str], gti
     relays = [Relay(source_config(endpoints, s, gtid=gtid), kafka, FAST_RELAY)
               for s in source_ids]
     runners = [SubtaskRunner(task, s, kafka) for s in source_ids] if task else []
-    for unit in [*relays, *runners]:
+    units: list[Relay | SubtaskRunner] = [*relays, *runners]
+    for unit in units:
         thread = threading.Thread(target=unit.run, args=(stop,), daemon=True)
         thread.start()
         threads.append(thread)

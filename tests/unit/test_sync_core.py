@@ -87,3 +87,14 @@ def test_the_state_row_does_not_make_a_round_look_unfinished() -> None:
                    Row(-1, 3, 20, 21, "f:1", "{}")))
     start = decide(saved, 70, "kdm:7", fallback=0)
     assert (start.offset, start.safe_until, start.round) == (70, 70, 8)
+
+
+def test_temporal_values_compare_as_times() -> None:
+    from consumers.row_expr import Temporal, compare
+
+    midnight = Temporal("2021-06-01 00:00:00")
+    assert compare(midnight, "2021-06-01") == 0
+    assert compare(midnight, "2021-6-1 00:00:01") == -1
+    assert compare(Temporal("2021-01-01 04:34:56.567800"), "2021-01-01 12:34:56.5678+08:00") == 0
+    assert compare(Temporal("0000-00-00"), "1970-01-01") == -1
+    assert compare(midnight, "not a date") == (-1 if "2" < "n" else 1)
