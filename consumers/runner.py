@@ -3,6 +3,7 @@ resumable errors with backoff, pauses on the others, and publishes DM's subtask 
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from typing import Any
@@ -46,12 +47,9 @@ class SubtaskRunner:
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set."""
-        error_key = f"handle-error/{self.task.name}/{self.source_id}"
-        watcher = StageWatcher(self.kafka, self.key, (error_key,)).start()
-        self.subtask.operation = lambda: watcher.values.get(error_key)
-        watcher.ready.wait(30)
-        self.publisher = StatusPublisher(self.kafka, self.codec)
-        self._reader = TopicReader(self.kafka, self.subtask.topic, 0, self.codec)
+        watcher = self._start(stop)
+        if watcher is None:
+            return
         reporter = threading.Thread(target=self._report, args=(stop,), daemon=True)
         reporter.start()
         backoff = 1.0
@@ -69,6 +67,26 @@ class SubtaskRunner:
             self.publish()
             self.publisher.close()
             self._reader.close()
+
+    def _start(self, stop: threading.Event) -> StageWatcher | None:
+        """Stage watcher and status publisher, retried while Kafka is unreachable."""
+        error_key = f"handle-error/{self.task.name}/{self.source_id}"
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                watcher = StageWatcher(self.kafka, self.key, (error_key,)).start()
+                watcher.ready.wait(30)
+                self.publisher = StatusPublisher(self.kafka, self.codec)
+                self._reader = TopicReader(self.kafka, self.subtask.topic, 0, self.codec)
+                self.subtask.operation = functools.partial(watcher.values.get, error_key)
+                return watcher
+            except KdmError as exc:
+                if not exc.spec.resumable:
+                    raise
+                self.log.warning("subtask cannot start yet, retrying", error=exc.render())
+                stop.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+        return None
 
     def _run_once(self, stop: threading.Event, watcher: StageWatcher, inner: threading.Event,
                   backoff: float) -> float:

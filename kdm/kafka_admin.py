@@ -7,6 +7,7 @@ the spec, since retention follows the source's purge policy, which a user may ch
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException
@@ -71,6 +72,10 @@ def partition_count(admin: AdminClient, name: str) -> int:
 
 def _reconcile(admin: AdminClient, spec: TopicSpec) -> None:
     partitions = partition_count(admin, spec.name)
+    deadline = time.monotonic() + TIMEOUT
+    while partitions == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)  # created a moment ago by another client: metadata is on its way
+        partitions = partition_count(admin, spec.name)
     if partitions != spec.partitions:
         raise ERR_KAFKA_TOPIC_MISMATCH(topic=spec.name, problem=f"{partitions} partitions, "
                                        f"kdm needs {spec.partitions}")
