@@ -13,6 +13,7 @@ import pymysql
 
 from consumers import checkpoint
 from consumers.change import RowChange, render
+from consumers.compactor import compact
 from consumers.downstream import connect
 from kdm.config.common import DBConfig
 from kdm.errors import ERR_SYNC_DOWNSTREAM, ERR_SYNC_EXEC, KdmError
@@ -38,12 +39,13 @@ class Applier:
     """`workers` connections, each used by one thread at a time."""
 
     def __init__(self, target: DBConfig, workers: int, meta_schema: str, task: str,
-                 source: str, multiple_rows: bool) -> None:
+                 source: str, multiple_rows: bool, compact: bool = False) -> None:
         self.target = target
         self.workers = workers
         self.task = task
         self.source = source
         self.multiple_rows = multiple_rows
+        self.compact = compact
         self.upsert = checkpoint.upsert_sql(meta_schema)
         self.address = f"{target.host}:{target.port}"
         self._conns: list[Any] = [None] * workers
@@ -79,8 +81,13 @@ class Applier:
         return self._conns[worker]
 
     def _apply(self, worker: int, batch: Round) -> int:
-        changes = batch.changes[worker] if worker < len(batch.changes) else ()
-        statements = render(changes, batch.safe, self.multiple_rows)
+        changes: Sequence[RowChange] = batch.changes[worker] if worker < len(batch.changes) \
+            else ()
+        safe = batch.safe
+        if self.compact and len(changes) > 1:
+            changes, needs_replace = compact(changes)
+            safe = safe or needs_replace
+        statements = render(changes, safe, self.multiple_rows)
         conn = self._conn(worker)
         sql = ""
         try:

@@ -126,7 +126,7 @@ class Subtask:
         keys = KeyCache(target)
         pipeline = Pipeline(Rules.build(self.task, self.source_id), keys)
         applier = Applier(target, self.workers, self.task.meta_schema, self.task.name,
-                          self.source_id, self.sync.multiple_rows)
+                          self.source_id, self.sync.multiple_rows, self.sync.compact)
         consumer = open_consumer(self.kafka, **{"group.id": self.group})
         try:
             start = self._start(consumer)

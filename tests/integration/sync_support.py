@@ -22,7 +22,8 @@ FAST_RELAY = RelaySettings(commit_seconds=0.05, status_seconds=0.5, backoff_min=
 
 
 def task_text(name: str, endpoints: Endpoints, sources: list[str], body: str = "",
-              instance: str = "", worker_count: int = 4, meta_schema: str = "") -> str:
+              instance: str = "", worker_count: int = 4, meta_schema: str = "",
+              syncer: str = "") -> str:
     """A task.yaml for the test stack's downstream; `instance` is added to every
     mysql-instances entry, `body` at the top level."""
     down = endpoints.downstream
@@ -35,6 +36,7 @@ def task_text(name: str, endpoints: Endpoints, sources: list[str], body: str = "
         lines.append("    syncer-config-name: global")
         lines.extend("    " + line for line in instance.splitlines() if line.strip())
     lines += ["syncers:", "  global:", f"    worker-count: {worker_count}", "    batch: 100"]
+    lines.extend("    " + line for line in syncer.splitlines() if line.strip())
     return "\n".join(lines) + "\n" + body
 
 

@@ -20,16 +20,19 @@ from tests.integration.sync_support import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("workers", [1, 16])
+@pytest.mark.parametrize(("workers", "syncer"), [
+    (1, ""), (16, ""), (4, "compact: true\nmultiple-rows: true")],
+    ids=["1-worker", "16-workers", "compact"])
 def test_dml_and_ddl_reach_the_routed_table(
         endpoints: Endpoints, kafka: KafkaConfig, upstream_db: str, downstream_db: str,
-        unique: str, workers: int) -> None:
+        unique: str, workers: int, syncer: str) -> None:
     source = f"sync-{unique}"
     body = (f"routes:\n  r:\n    schema-pattern: {upstream_db}\n"
             f"    target-schema: {downstream_db}\n"
             f"block-allow-list:\n  ba:\n    do-dbs: [{upstream_db}]\n")
     task = task_config(task_text(f"basic-{unique}", endpoints, [source], body,
-                                 "route-rules: [r]\nblock-allow-list: ba", workers))
+                                 "route-rules: [r]\nblock-allow-list: ba", workers,
+                                 syncer=syncer))
     with running(endpoints, kafka, [source], gtid_now(endpoints), task):
         execute(endpoints, upstream_db,
                 "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20), n INT)",

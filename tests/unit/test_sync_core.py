@@ -98,3 +98,25 @@ def test_temporal_values_compare_as_times() -> None:
     assert compare(Temporal("2021-01-01 04:34:56.567800"), "2021-01-01 12:34:56.5678+08:00") == 0
     assert compare(Temporal("0000-00-00"), "1970-01-01") == -1
     assert compare(midnight, "not a date") == (-1 if "2" < "n" else 1)
+
+
+def test_compaction_follows_dm_rules() -> None:
+    from consumers.compactor import compact
+
+    changes = [change(INSERT, None, (1, "a")), change(UPDATE, (1, "a"), (1, "b")),
+               change(INSERT, None, (2, "x")), change(DELETE, (2, "x"), None),
+               change(UPDATE, (3, "p"), (3, "q")), change(UPDATE, (3, "q"), (3, "r")),
+               change(DELETE, (4, "d"), None), change(INSERT, None, (4, "e"))]
+    out, needs_replace = compact(changes)
+    assert [(c.op, c.before, c.after) for c in out] == [
+        (INSERT, None, (1, "b")), (DELETE, (2, "x"), None), (UPDATE, (3, "p"), (3, "r")),
+        (INSERT, None, (4, "e"))]
+    assert needs_replace
+
+
+def test_compaction_splits_key_changing_updates() -> None:
+    from consumers.compactor import compact
+
+    out, _ = compact([change(UPDATE, (1, "a"), (2, "a"))])
+    assert [(c.op, c.before, c.after) for c in out] == [(DELETE, (1, "a"), None),
+                                                       (INSERT, None, (2, "a"))]
