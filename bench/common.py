@@ -138,11 +138,17 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def print_profile(profile: cProfile.Profile, top: int = 25, title: str = "") -> None:
-    """The profile's `top` functions by total (own) time, then by cumulative time."""
+def print_profile(profile: cProfile.Profile | Sequence[cProfile.Profile], top: int = 25,
+                  title: str = "") -> None:
+    """The profile's `top` functions by total (own) time, then by cumulative time; several
+    profiles (one a thread) are summed."""
+    profiles = [profile] if isinstance(profile, cProfile.Profile) else list(profile)
+    if not profiles:
+        print(f"\n== profile{' of ' + title if title else ''}: nothing was recorded ==")
+        return
     for key, label in (("tottime", "total (own) time"), ("cumulative", "cumulative time")):
         out = io.StringIO()
-        stats = pstats.Stats(profile, stream=out)
+        stats = pstats.Stats(*profiles, stream=out)
         stats.sort_stats(key).print_stats(top)
         text = out.getvalue()
         start = text.find("   ncalls")
@@ -165,3 +171,37 @@ def _shorten_paths(text: str) -> str:
             parts.append(line)
         text = "\n".join(parts)
     return text
+
+
+def drop_databases(endpoint: dict[str, Any], names: Sequence[str]) -> None:
+    """Drop databases on one server (best effort: cleanup must not hide a run's outcome)."""
+    try:
+        conn = connect(endpoint)
+    except pymysql.MySQLError as exc:
+        log(f"could not connect to {endpoint['host']}:{endpoint['port']} to drop "
+            f"{', '.join(names)}: {exc}")
+        return
+    try:
+        with conn.cursor() as cur:
+            for name in names:
+                try:
+                    cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+                except pymysql.MySQLError as exc:
+                    log(f"could not drop database {name}: {exc}")
+    finally:
+        conn.close()
+
+
+def table_checksum(endpoint: dict[str, Any], database: str, table: str) -> tuple[int, int]:
+    """(row count, `CHECKSUM TABLE`) of a table; equal on two MariaDB servers of one version
+    when the tables have the same definition and rows."""
+    conn = connect(endpoint)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*) FROM `{database}`.`{table}`")
+            (count,) = cur.fetchone()
+            cur.execute(f"CHECKSUM TABLE `{database}`.`{table}`")
+            row = cur.fetchone()
+            return int(count), int(row[1] if row and row[1] is not None else -1)
+    finally:
+        conn.close()

@@ -21,7 +21,7 @@ from typing import Any
 
 import fastavro
 
-from kdm.avro_relay import SAMPLE, RelayEventEncoder
+from kdm.avro_relay import SAMPLE, RelayEventDecoder, RelayEventEncoder
 from kdm.errors import ERR_KAFKA_DECODE, ERR_KAFKA_ENCODE, ERR_KAFKA_SCHEMA_REGISTRY
 
 MAGIC = 0
@@ -117,7 +117,11 @@ class AvroCodec:
         self._latest = {s.name: s for s in sorted(self._local.values(), key=lambda s: s.schema_id)}
         self._by_id: dict[int, Schema] = {} if registry else dict(self._local)
         self._writer_ids: dict[tuple[str, str], int] = {}
-        self._relay = RelayEventEncoder() if self._fast_path_agrees() else None
+        fast = self._fast_path_agrees()
+        self._relay = RelayEventEncoder() if fast else None
+        self._relay_reader = RelayEventDecoder() if fast else None
+        relay_schema = self._latest[RELAY_EVENT]
+        self._relay_ids = {relay_schema.schema_id} if registry is None else set()
         self._headers: dict[str, bytes] = {}
 
     def schema(self, name: str) -> Schema:
@@ -145,16 +149,27 @@ class AvroCodec:
         return out.getvalue()
 
     def _fast_path_agrees(self) -> bool:
-        """Whether the hand-written RelayEvent encoder writes what fastavro writes."""
+        """Whether the hand-written RelayEvent encoder and decoder agree with fastavro."""
         out = io.BytesIO()
         fastavro.schemaless_writer(out, self._latest[RELAY_EVENT].parsed, SAMPLE)
-        return out.getvalue() == RelayEventEncoder().body(SAMPLE)
+        body = out.getvalue()
+        try:
+            return (body == RelayEventEncoder().body(SAMPLE)
+                    and RelayEventDecoder().decode(body, 0) == SAMPLE)
+        except (IndexError, ValueError, KeyError):
+            return False
 
     def decode(self, data: bytes, where: str = "?") -> tuple[str, dict[str, Any]]:
         """(schema full name, record) of a wire-format value; a coded error if it is not one."""
         if len(data) < _HEADER.size or data[0] != MAGIC:
             raise ERR_KAFKA_DECODE(where=where, problem="no Confluent wire-format header")
         _, schema_id = _HEADER.unpack_from(data)
+        if schema_id in self._relay_ids and self._relay_reader is not None:
+            try:
+                return RELAY_EVENT, self._relay_reader.decode(data, _HEADER.size)
+            except (IndexError, UnicodeDecodeError, ValueError, struct.error) as exc:
+                raise ERR_KAFKA_DECODE(exc, where=where, problem="body does not match schema "
+                                       f"{RELAY_EVENT} (id {schema_id})") from exc
         schema = self._reader_schema(schema_id, where)
         try:
             record = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size:]), schema.parsed,

@@ -132,6 +132,144 @@ class RelayEventEncoder:
             b"\x00" if xid is None else b"\x02" + zigzag(xid), _text(r["txn_gtid"])))
 
 
+_OPS = ("INSERT", "UPDATE", "DELETE")
+_UNPACK_DOUBLE = struct.Struct("<d").unpack_from
+
+
+def _long(b: bytes, i: int) -> tuple[int, int]:
+    """An Avro long at `i`: (value, next index)."""
+    byte = b[i]
+    if byte < 0x80:
+        return (byte >> 1) ^ -(byte & 1), i + 1
+    result = byte & 0x7F
+    shift = 7
+    i += 1
+    while True:
+        byte = b[i]
+        i += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return (result >> 1) ^ -(result & 1), i
+        shift += 7
+
+
+def _str(b: bytes, i: int) -> tuple[str, int]:
+    """An Avro string at `i`."""
+    n, i = _long(b, i)
+    j = i + n
+    if n < 0 or j > len(b):
+        raise ValueError("a string runs past the end of the message")
+    return b[i:j].decode(), j
+
+
+class RelayEventDecoder:
+    """RelayEvent bodies back to records; a table's column list is parsed once and reused
+    while its bytes repeat (a byte comparison instead of a parse)."""
+
+    def __init__(self) -> None:
+        self._columns: dict[tuple[str, str], tuple[bytes, list[dict[str, Any]]]] = {}
+
+    def decode(self, b: bytes, i: int = 5) -> dict[str, Any]:
+        """The record whose body starts at `i` (after the wire-format header)."""
+        long_, str_ = _long, _str
+        source_id, i = str_(b, i)
+        server_id, i = long_(b, i)
+        kind, i = long_(b, i)
+        file, i = str_(b, i)
+        pos, i = long_(b, i)
+        gtid, i = str_(b, i)
+        event_index, i = long_(b, i)
+        row_index, i = long_(b, i)
+        ts, i = long_(b, i)
+        schema, i = str_(b, i)
+        table, i = str_(b, i)
+        op_branch, i = long_(b, i)
+        op = None
+        if op_branch:
+            o, i = long_(b, i)
+            op = _OPS[o]
+        cached = self._columns.get((schema, table))
+        if cached is not None and b.startswith(cached[0], i):
+            columns = cached[1]
+            i += len(cached[0])
+        else:
+            start = i
+            columns, i = self._read_columns(b, i)
+            if columns:
+                self._columns[(schema, table)] = (b[start:i], columns)
+        before, i = self._image(b, i)
+        after, i = self._image(b, i)
+        query, i = str_(b, i)
+        xb, i = long_(b, i)
+        xid = None
+        if xb:
+            xid, i = long_(b, i)
+        txn_gtid, i = str_(b, i)
+        if i != len(b):
+            raise ValueError(f"{len(b) - i} bytes after the record")
+        return {"source_id": source_id, "server_id": server_id, "kind": KINDS[kind],
+                "position": {"file": file, "pos": pos, "gtid": gtid,
+                             "event_index": event_index, "row_index": row_index},
+                "timestamp_ms": ts, "schema": schema, "table": table, "op": op,
+                "columns": columns, "before": before, "after": after, "query": query,
+                "xid": xid, "txn_gtid": txn_gtid}
+
+    @staticmethod
+    def _read_columns(b: bytes, i: int) -> tuple[list[dict[str, Any]], int]:
+        out: list[dict[str, Any]] = []
+        while True:
+            count, i = _long(b, i)
+            if count == 0:
+                return out, i
+            if count < 0:
+                count = -count
+                _, i = _long(b, i)
+            for _ in range(count):
+                name, i = _str(b, i)
+                type_, i = _str(b, i)
+                unsigned = b[i] == 1
+                nullable = b[i + 1] == 1
+                i += 2
+                key, i = _str(b, i)
+                charset, i = _str(b, i)
+                out.append({"name": name, "type": type_, "unsigned": unsigned,
+                            "nullable": nullable, "key": key, "charset": charset})
+
+    @staticmethod
+    def _image(b: bytes, i: int) -> tuple[list[Any] | None, int]:
+        branch, i = _long(b, i)
+        if not branch:
+            return None, i
+        out: list[Any] = []
+        while True:
+            count, i = _long(b, i)
+            if count == 0:
+                return out, i
+            if count < 0:
+                count = -count
+                _, i = _long(b, i)
+            for _ in range(count):
+                u = b[i]
+                i += 1
+                if u == 0:
+                    out.append(None)
+                elif u == 2:
+                    v, i = _long(b, i)
+                    out.append(v)
+                elif u == 6:
+                    s, i = _str(b, i)
+                    out.append(s)
+                elif u == 4:
+                    out.append(_UNPACK_DOUBLE(b, i)[0])
+                    i += 8
+                else:
+                    n, i = _long(b, i)
+                    if n < 0 or i + n > len(b):
+                        raise ValueError("bytes run past the end of the message")
+                    out.append(b[i:i + n])
+                    i += n
+
+
 SAMPLE = {
     "source_id": "s", "server_id": 1, "kind": "ROW",
     "position": {"file": "mysql-bin.000001", "pos": 1234, "gtid": "0-1-7", "event_index": 1,

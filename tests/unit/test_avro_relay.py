@@ -92,3 +92,25 @@ def test_identical_when_rows_share_their_event_fields() -> None:
             out.write(_HEADER.pack(0, SCHEMA.schema_id))
             fastavro.schemaless_writer(out, SCHEMA.parsed, record)
             assert fast == out.getvalue()
+
+
+def test_fast_decoder_reads_what_fastavro_writes() -> None:
+    assert CODEC._relay_reader is not None
+    rng = random.Random(5)
+    columns = [[{"name": f"c{i}", "type": "int", "unsigned": False, "nullable": True,
+                 "key": "", "charset": ""} for i in range(n)] for n in (0, 3, 9)]
+    for _ in range(2000):
+        record = _record(rng, columns)
+        out = io.BytesIO()
+        out.write(_HEADER.pack(0, SCHEMA.schema_id))
+        fastavro.schemaless_writer(out, SCHEMA.parsed, record)
+        name, back = CODEC.decode(out.getvalue())
+        assert name == RELAY_EVENT and back == record
+
+
+def test_fast_decoder_refuses_a_truncated_body() -> None:
+    record = _record(random.Random(6), [[]])
+    data = CODEC.encode(RELAY_EVENT, record, "t", checked_values=True)
+    with pytest.raises(KdmError) as err:
+        CODEC.decode(data[:-3], "t@1")
+    assert err.value.code == 52003
