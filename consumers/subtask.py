@@ -41,6 +41,7 @@ from kdm.errors import (
     ERR_SYNC_DOWNSTREAM,
     ERR_SYNC_EXEC,
     ERR_SYNC_META,
+    ERR_SYNC_META_AHEAD,
     KdmError,
 )
 from kdm.log import Logger
@@ -160,7 +161,9 @@ class Subtask:
             conn.close()
         committed, metadata = self._committed(consumer)
         self._ours = (committed, metadata)
-        decided = checkpoint.decide(saved, committed, metadata, self._meta_offset())
+        # meta counts only for a subtask without any checkpoint (as in DM)
+        fallback = self._meta_offset() if saved.newest() is None and committed is None else 0
+        decided = checkpoint.decide(saved, committed, metadata, fallback)
         self.round, self.safe_until = decided.round, decided.safe_until
         self.log.info("subtask starting", offset=decided.offset, reason=decided.reason,
                       safe_until=decided.safe_until)
@@ -183,6 +186,10 @@ class Subtask:
                 return low
             target = Position(meta.binlog_name, meta.binlog_pos, meta.binlog_gtid)
             use_gtid = bool(meta.binlog_gtid)
+            last = reader.last()
+            if last is None or not _reached(last.value, target, use_gtid):
+                raise ERR_SYNC_META_AHEAD(task=self.task.name, source=self.source_id,
+                                          meta=str(target))
             offset = reader.find(after_position(target, use_gtid))
             if offset == low and not self._covers(reader, low, target, use_gtid):
                 raise ERR_SYNC_META(task=self.task.name, source=self.source_id,
@@ -432,3 +439,13 @@ class Subtask:
 def round_error(exc: KdmError) -> bool:
     """Whether an error came from applying (rather than reading) — for status."""
     return exc.spec in (ERR_SYNC_EXEC, ERR_SYNC_DOWNSTREAM)
+
+
+def _reached(record: dict[str, Any], target: Position, use_gtid: bool) -> bool:
+    """Whether the relay, whose last record is `record`, has published `target`."""
+    position = Position.from_dict(record["position"])
+    if use_gtid:
+        from kdm.position import GTIDSet
+        return bool(position.gtid) and GTIDSet.parse(target.gtid).issubset(
+            GTIDSet.parse(position.gtid))
+    return position.sort_key()[:3] >= target.sort_key()[:3]

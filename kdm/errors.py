@@ -457,3 +457,8 @@ ERR_SYNC_SCHEMA_MISSING = declare(
     36007, "SyncSchemaNotTracked", ErrClass.SYNC_UNIT, Scope.INTERNAL, Level.LOW,
     "subtask {task}/{source} tracks no table {table}",
     "Check the names; `operate-schema set` adds a table's structure.")
+ERR_SYNC_META_AHEAD = declare(
+    36008, "SyncMetaAheadOfRelay", ErrClass.SYNC_UNIT, Scope.INTERNAL, Level.MEDIUM,
+    "task {task} source {source}: the relay has not reached meta {meta} yet",
+    "Wait: the subtask retries until the relay producer has published that position.",
+    resumable=True)

@@ -34,7 +34,7 @@ FROZEN = {
     44007: "ShardSchemaConflict",
     36001: "SyncDownstream", 36002: "SyncExecSQL", 36003: "SyncStartPosition",
     36004: "SyncCheckpoint", 36005: "SyncStageTransition", 36006: "SyncSubtaskNotPaused",
-    36007: "SyncSchemaNotTracked",
+    36007: "SyncSchemaNotTracked", 36008: "SyncMetaAheadOfRelay",
     36101: "SyncRuleInvalid", 36102: "SyncRuleDuplicate", 36103: "SyncRouteConflict",
     36104: "SyncFilterUnknownEvent", 36105: "SyncExpressionInvalid", 36106: "SyncExpressionRow",
     36151: "SyncDDLUnparsable", 36152: "SyncDDLUnsupported", 36153: "SyncDDLNoSchema",

@@ -1,0 +1,48 @@
+"""A subtask without a checkpoint starts at its `meta` (mapped to a relay offset); a meta
+the relay no longer holds pauses it with a coded error instead of skipping anything."""
+
+from __future__ import annotations
+
+import pytest
+
+from kdm.config.service import KafkaConfig
+from kdm.stack.stack import Endpoints
+from tests.integration.relay_support import gtid_now, wait_for
+from tests.integration.sync_support import execute, rows, running, task_config, task_text
+
+pytestmark = pytest.mark.integration
+
+
+def test_meta_gtid_starts_after_it_and_too_old_a_meta_pauses(
+        endpoints: Endpoints, kafka: KafkaConfig, upstream_db: str, downstream_db: str,
+        unique: str) -> None:
+    source = f"meta-{unique}"
+    start = gtid_now(endpoints)
+    execute(endpoints, upstream_db, "CREATE TABLE t (id INT PRIMARY KEY)")
+    execute(endpoints, downstream_db, "CREATE TABLE t (id INT PRIMARY KEY)", side="down")
+    body = (f"routes:\n  r:\n    schema-pattern: {upstream_db}\n"
+            f"    target-schema: {downstream_db}\n")
+    with running(endpoints, kafka, [source], start) as units:
+        execute(endpoints, upstream_db, "INSERT INTO t VALUES (1), (2)")
+        meta = gtid_now(endpoints)
+        execute(endpoints, upstream_db, "INSERT INTO t VALUES (3), (4)")
+        import threading
+
+        from consumers.runner import SubtaskRunner
+
+        good = task_config(task_text(f"meta-{unique}", endpoints, [source], body,
+                                     f'route-rules: [r]\nmeta:\n  binlog-gtid: "{meta}"'))
+        old = task_config(task_text(f"old-{unique}", endpoints, [source], body,
+                                    'route-rules: [r]\nmeta:\n  binlog-gtid: "0-1-1"'))
+        runners = [SubtaskRunner(good, source, kafka), SubtaskRunner(old, source, kafka)]
+        threads = [threading.Thread(target=r.run, args=(units["stop"],), daemon=True)
+                   for r in runners]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: [r[0] for r in rows(endpoints, "down", downstream_db, "t")]
+                 in (["3", "4"], [b"3", b"4"]), 60, "the rows after meta only")
+        wait_for(lambda: runners[1].stage.value == "Paused", 60, "the old meta to pause")
+        assert [e.code for e in runners[1].errors] == [36003]
+        units["stop"].set()
+        for thread in threads:
+            thread.join(30)
