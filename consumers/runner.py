@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any
 
+from consumers import metrics
 from consumers.subtask import Subtask
 from consumers.sync_status import binlog_text
 from kdm.avro import AvroCodec
@@ -103,6 +104,8 @@ class SubtaskRunner:
             return 1.0
         except KdmError as exc:
             self.errors = [exc]
+            metrics.EXIT_WITH_ERROR.labels(task=self.task.name, source=self.source_id,
+                                           resumable_err=str(exc.spec.resumable).lower()).inc()
             if exc.spec.resumable:
                 self.log.warning("subtask interrupted, retrying", error=exc.render(),
                                  wait=backoff)
@@ -156,6 +159,7 @@ class SubtaskRunner:
         # offsets count transaction markers too: compare with the last record's offset
         lag = max(0, last.offset + 1 - sub.next_offset) if last is not None else 0
         applied = stats.applied_position
+        self._export(lag, stats.lag_seconds() if lag else 0.0, master, applied)
         return {
             "name": self.task.name, "source": self.source_id, "worker": host_id(),
             "stage": self.stage.value, "unit": "Sync",
@@ -172,6 +176,20 @@ class SubtaskRunner:
             stats.lag_seconds(), "safeMode": self.task.instance(self.source_id) is not None
             and (sub.sync.safe_mode or sub.next_offset < sub.safe_until),
             "updated_ms": int(time.time() * 1000)}
+
+    def _export(self, lag: int, seconds: float, master: Position | None,
+                applied: Position | None) -> None:
+        labels = {"task": self.task.name, "source": self.source_id}
+        metrics.CONSUMER_LAG.labels(**labels).set(lag)
+        metrics.LAG_SECONDS.labels(**labels).set(seconds)
+        sub = self.subtask
+        metrics.SAFE_MODE.labels(**labels).set(
+            int(sub.sync.safe_mode or sub.next_offset < sub.safe_until))
+        for node, position in (("master", master), ("syncer", applied)):
+            if position is not None and position.file:
+                suffix = position.file.rpartition(".")[2]
+                metrics.BINLOG_FILE.labels(node=node, **labels).set(
+                    int(suffix) if suffix.isdigit() else 0)
 
     def _last(self) -> Any:
         try:

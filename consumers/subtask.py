@@ -25,7 +25,7 @@ from typing import Any
 import pymysql
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from consumers import checkpoint
+from consumers import checkpoint, metrics
 from consumers.applier import Applier, Round
 from consumers.causality import Causality, change_keys
 from consumers.change import RowChange, quote
@@ -300,8 +300,13 @@ class Subtask:
         if inflight is None:
             return
         futures, batch = inflight
+        started = time.monotonic()
         applier.wait(futures)
-        self.stats.applied(sum(len(c) for c in batch.changes), batch.position, batch.ts_ms)
+        rows = sum(len(c) for c in batch.changes)
+        self.stats.applied(rows, batch.position, batch.ts_ms)
+        labels = {"task": self.task.name, "source": self.source_id}
+        metrics.ROWS.labels(**labels).inc(rows)
+        metrics.ROUND_SECONDS.labels(**labels).observe(time.monotonic() - started)
         self._commit_offset(consumer, batch.end, batch.number)
 
     def _commit_offset(self, consumer: Consumer, offset: int, number: int,
@@ -359,6 +364,7 @@ class Subtask:
         finally:
             conn.close()
         self.stats.ddl(record["query"])
+        metrics.DDLS.labels(task=self.task.name, source=self.source_id).inc()
 
     # -- tracked schemas and other state kept with the checkpoint ------------------------
 

@@ -48,3 +48,9 @@ def test_dml_and_ddl_reach_the_routed_table(
                  and same_tables(endpoints, (upstream_db, "other"), (downstream_db, "other")),
                  60, "the downstream to match the upstream")
     assert len(rows(endpoints, "down", downstream_db, "t")) == 500 - 100 + 1
+    from prometheus_client import REGISTRY
+    labels = {"task": task.name, "source": source}
+    assert (REGISTRY.get_sample_value("kdm_syncer_rows_total", labels) or 0) >= 500 + 100
+    assert (REGISTRY.get_sample_value("kdm_syncer_ddl_total", labels) or 0) >= 3
+    assert (REGISTRY.get_sample_value("kdm_relay_events_total",
+                                      {"source": source, "kind": "all"}) or 0) >= 600
