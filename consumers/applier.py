@@ -33,6 +33,7 @@ class Round:
     changes: tuple[tuple[RowChange, ...], ...]
     safe: bool
     ts_ms: int = 0
+    safe_until: int = 0
 
 
 class Applier:
@@ -96,7 +97,7 @@ class Applier:
                     cur.execute(sql, args)
                 sql = self.upsert
                 cur.execute(sql, (self.task, self.source, worker, batch.number, batch.start,
-                                  batch.end, batch.position))
+                                  batch.end, batch.safe_until, batch.position))
             conn.commit()
         except pymysql.MySQLError as exc:
             self._drop(worker)

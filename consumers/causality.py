@@ -2,7 +2,8 @@
 
 Every change carries keys: for each unique index of the downstream table (primary key and
 every unique key), `table|index|values` for its before image and its after image (NULLs
-skip that index). Changes whose keys meet must run on the same worker, in order. So:
+skip that index); an image no unique index identifies gets `table|*|all values`. Changes
+whose keys meet must run on the same worker, in order. So:
 
 - no key of the change was seen in this round: pick a worker by hashing its first key and
   remember all its keys → that worker;
@@ -37,6 +38,7 @@ def change_keys(change: RowChange, unique_keys: UniqueKeys) -> list[str]:
     for image in (change.before, change.after):
         if image is None:
             continue
+        found = False
         for name, columns in unique_keys:
             if any(c not in index for c in columns):
                 continue
@@ -44,6 +46,12 @@ def change_keys(change: RowChange, unique_keys: UniqueKeys) -> list[str]:
             if any(v is None for v in values):
                 continue
             keys.append(f"{change.schema}.{change.table}|{name}|{_text(values)}")
+            found = True
+        if not found:
+            # no unique key identifies this image: the row is known by all its values, as
+            # the WHERE clause finds it, so e.g. INSERT (NULL, 1) and an UPDATE of that row
+            # meet on one worker
+            keys.append(f"{change.schema}.{change.table}|*|{_text(list(image))}")
     return keys
 
 

@@ -19,7 +19,12 @@ On start the subtask compares the two:
    relay topic's first record.
 
 A crash between a round's DB commits and its offset commit is case 1 or 2: nothing is
-applied twice in effect and nothing is lost.
+applied twice in effect and nothing is lost. Every row also keeps `safe_until`, the
+furthest offset the downstream may hold, which only grows: a replay interrupted by another
+restart stays in safe mode until it is really past what was applied. On start the subtask
+rewrites exactly `worker-count` rows to the decided point (a changed worker count cannot
+make an unfinished round look finished), and before a DDL it raises `safe_until` past the
+DDL, so a crash between the DDL and its checkpoint re-runs it in safe mode.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ def create_sql(meta_schema: str) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {quote(meta_schema)}.{quote(TABLE)} ("
         "task VARCHAR(128) NOT NULL, source VARCHAR(64) NOT NULL, worker INT NOT NULL, "
         "round BIGINT NOT NULL, start_offset BIGINT NOT NULL, end_offset BIGINT NOT NULL, "
+        "safe_until BIGINT NOT NULL DEFAULT 0, "
         "position VARCHAR(2048) NOT NULL DEFAULT '', state LONGTEXT NULL, "
         "updated_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) "
         "ON UPDATE CURRENT_TIMESTAMP(3), PRIMARY KEY (task, source, worker))"]
@@ -49,21 +55,32 @@ def create_sql(meta_schema: str) -> list[str]:
 
 def upsert_sql(meta_schema: str) -> str:
     """One worker's row for a round (arguments: task, source, worker, round, start, end,
-    position)."""
+    safe_until, position). `safe_until` only ever grows: it is the furthest offset the
+    downstream may already hold, so safe mode survives any number of restarts."""
     return (f"INSERT INTO {quote(meta_schema)}.{quote(TABLE)} (task, source, worker, round, "
-            "start_offset, end_offset, position) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-            "ON DUPLICATE KEY UPDATE round = VALUES(round), start_offset = "
-            "VALUES(start_offset), end_offset = VALUES(end_offset), position = "
-            "VALUES(position)")
+            "start_offset, end_offset, safe_until, position) VALUES (%s, %s, %s, %s, %s, %s, "
+            "%s, %s) ON DUPLICATE KEY UPDATE round = VALUES(round), start_offset = "
+            "VALUES(start_offset), end_offset = VALUES(end_offset), safe_until = "
+            "GREATEST(safe_until, VALUES(safe_until)), position = VALUES(position)")
+
+
+def reset_sql(meta_schema: str) -> str:
+    """Set a worker's row to a start point (arguments: round, start, end, safe_until, task,
+    source, worker), used on start so every worker row agrees on the decision."""
+    return (f"UPDATE {quote(meta_schema)}.{quote(TABLE)} SET round = %s, start_offset = %s, "
+            "end_offset = %s, safe_until = GREATEST(safe_until, %s) WHERE task = %s AND "
+            "source = %s AND worker = %s")
 
 
 def state_sql(meta_schema: str) -> str:
-    """The subtask state row (arguments: task, source, round, start, end, position, state)."""
+    """The subtask state row (arguments: task, source, round, start, end, safe_until,
+    position, state)."""
     return (f"INSERT INTO {quote(meta_schema)}.{quote(TABLE)} (task, source, worker, round, "
-            "start_offset, end_offset, position, state) VALUES (%s, %s, -1, %s, %s, %s, %s, "
-            "%s) ON DUPLICATE KEY UPDATE round = VALUES(round), start_offset = "
-            "VALUES(start_offset), end_offset = VALUES(end_offset), position = "
-            "VALUES(position), state = VALUES(state)")
+            "start_offset, end_offset, safe_until, position, state) VALUES (%s, %s, -1, %s, "
+            "%s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE round = VALUES(round), start_offset "
+            "= VALUES(start_offset), end_offset = VALUES(end_offset), safe_until = "
+            "GREATEST(safe_until, VALUES(safe_until)), position = VALUES(position), state = "
+            "COALESCE(VALUES(state), state)")
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,7 @@ class Row:
     end: int
     position: str
     state: str | None
+    safe_until: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,11 @@ class Saved:
         """Whether the newest round reached only some workers."""
         return len({row.round for row in self.workers}) > 1
 
+    @property
+    def high(self) -> int:
+        """The furthest offset the downstream may hold (safe mode runs until here)."""
+        return max((max(row.end, row.safe_until) for row in self.rows), default=0)
+
     def state(self) -> str | None:
         """The subtask state saved with the newest DDL."""
         return next((row.state for row in self.rows if row.worker == GLOBAL_WORKER), None)
@@ -111,7 +134,8 @@ def load(conn: Any, meta_schema: str, task: str, source: str) -> Saved:
     """The checkpoint rows of a subtask."""
     try:
         with conn.cursor() as cur:
-            cur.execute(f"SELECT worker, round, start_offset, end_offset, position, state FROM "
+            cur.execute(f"SELECT worker, round, start_offset, end_offset, position, state, "
+                        f"safe_until FROM "
                         f"{quote(meta_schema)}.{quote(TABLE)} WHERE task = %s AND source = %s",
                         (task, source))
             return Saved(tuple(Row(*row) for row in cur.fetchall()))
@@ -138,9 +162,9 @@ def decide(saved: Saved, committed: int | None, metadata: str, fallback: int) ->
         if committed is not None:
             return Start(committed, committed, next_round, "committed offset, no checkpoint")
         return Start(fallback, fallback, next_round, "meta")
-    done_end = newest.end
+    done_end, high = newest.end, saved.high
     if committed is not None and not metadata.startswith(OUR_METADATA):
-        return Start(committed, max(done_end, committed), next_round, "offset reset: replay")
+        return Start(committed, max(high, committed), next_round, "offset reset: replay")
     if saved.partial():
-        return Start(newest.start, done_end, next_round, "unfinished round: safe replay")
-    return Start(done_end, done_end, next_round, "checkpoint")
+        return Start(newest.start, high, next_round, "unfinished round: safe replay")
+    return Start(done_end, max(high, done_end), next_round, "checkpoint")

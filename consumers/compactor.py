@@ -30,8 +30,8 @@ from consumers.change import DELETE, INSERT, UPDATE, RowChange
 
 
 def compact(changes: Sequence[RowChange]) -> tuple[list[RowChange], bool]:
-    """The compacted changes, and whether a DELETE+INSERT pair needs REPLACE (safe) to
-    render correctly."""
+    """The compacted changes, and whether they must be rendered in safe mode (REPLACE):
+    whenever anything was merged, since a merge reorders changes across rows."""
     slots: list[RowChange | None] = []
     where: dict[tuple[str, tuple[object, ...]], int] = {}
     needs_replace = False
@@ -43,8 +43,10 @@ def compact(changes: Sequence[RowChange]) -> tuple[list[RowChange], bool]:
             where[key] = len(slots)
             slots.append(change)
             continue
-        merged, replace_needed = _merge(slots[at], change)
-        needs_replace |= replace_needed
+        merged, _ = _merge(slots[at], change)
+        # a merge moves a change ahead of others; with a second unique key that order can
+        # matter, and REPLACE rendering makes any order converge
+        needs_replace = True
         slots[at] = merged
     return [c for c in slots if c is not None], needs_replace
 

@@ -69,6 +69,14 @@ class KeyCache:
             self._conn = None
 
     def _load(self, schema: str, table: str) -> TableKeys:
+        try:
+            return self._query(schema, table)
+        except pymysql.MySQLError as exc:
+            self.close()
+            raise ERR_SYNC_DOWNSTREAM(exc, address=f"{self.target.host}:{self.target.port}",
+                                      op=f"read the keys of {schema}.{table}") from exc
+
+    def _query(self, schema: str, table: str) -> TableKeys:
         if self._conn is None:
             self._conn = connect(self.target)
             self._conn.autocommit(True)

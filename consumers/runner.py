@@ -14,7 +14,7 @@ from consumers.sync_status import binlog_text
 from kdm.avro import AvroCodec
 from kdm.config.service import KafkaConfig
 from kdm.config.task import TaskConfig
-from kdm.errors import ERR_SYNC_STAGE, KdmError
+from kdm.errors import ERR_SYNC_INTERNAL, ERR_SYNC_STAGE, KdmError
 from kdm.log import Logger
 from kdm.position import Position
 from kdm.relay_log import TopicReader
@@ -100,7 +100,13 @@ class SubtaskRunner:
                 inner.wait(0.1)
         threading.Thread(target=relay_stop, daemon=True).start()
         try:
-            self.subtask.run(inner)
+            try:
+                self.subtask.run(inner)
+            except KdmError:
+                raise
+            except Exception as exc:  # never let a thread die silently: pause with a code
+                raise ERR_SYNC_INTERNAL(exc, task=self.task.name, source=self.source_id) \
+                    from exc
             return 1.0
         except KdmError as exc:
             self.errors = [exc]

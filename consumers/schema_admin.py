@@ -50,7 +50,8 @@ def _save(conn: Any, task: TaskConfig, source: str, saved: checkpoint.Saved,
     with conn.cursor() as cur:
         cur.execute(checkpoint.state_sql(task.meta_schema),
                     (task.name, source, row.round if row else 0, row.start if row else 0,
-                     row.end if row else 0, row.position if row else "", json.dumps(state)))
+                     row.end if row else 0, row.safe_until if row else 0,
+                     row.position if row else "", json.dumps(state)))
     conn.commit()
 
 

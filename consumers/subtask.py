@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pymysql
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from consumers import checkpoint, metrics
 from consumers.applier import Applier, Round
@@ -40,8 +40,10 @@ from kdm.errors import (
     ERR_KAFKA_ADMIN,
     ERR_SYNC_DOWNSTREAM,
     ERR_SYNC_EXEC,
+    ERR_SYNC_INTERNAL,
     ERR_SYNC_META,
     ERR_SYNC_META_AHEAD,
+    ERR_SYNC_RELAY_GAP,
     KdmError,
 )
 from kdm.log import Logger
@@ -54,9 +56,10 @@ ROUND_SECONDS = 0.1
 OFFSET_SECONDS = 1.0
 # DDL errors that mean "already done" (DM's ignoreDDLError): database or table exists or
 # is gone, duplicate column or key name, can't drop a missing column/key, multiple primary
-# keys. A missing table (1146) is tolerated only while replaying in safe mode.
+# keys. A missing table or column (1146, 1054) is tolerated only while replaying in safe
+# mode (a DDL that ran just before a crash, e.g. a column rename).
 DDL_DONE_ERRNOS = frozenset({1007, 1008, 1050, 1051, 1060, 1061, 1068, 1091})
-DDL_DONE_IN_SAFE_MODE = DDL_DONE_ERRNOS | {1146}
+DDL_DONE_IN_SAFE_MODE = DDL_DONE_ERRNOS | {1054, 1146}
 
 
 class OffsetReset(Exception):
@@ -101,6 +104,7 @@ class Subtask:
         self.position = ""
         self.gtid = ""
         self.next_offset = 0
+        self.last_position = ""
         self._unflushed: tuple[int, int] | None = None
         self._ours: tuple[int | None, str] = (None, "")
         self._flushed_at = 0.0
@@ -128,9 +132,12 @@ class Subtask:
         pipeline = Pipeline(Rules.build(self.task, self.source_id), keys)
         applier = Applier(target, self.workers, self.task.meta_schema, self.task.name,
                           self.source_id, self.sync.multiple_rows, self.sync.compact)
-        consumer = open_consumer(self.kafka, **{"group.id": self.group})
+        # a checkpoint the relay no longer holds must stop the subtask, never jump ahead
+        consumer = open_consumer(self.kafka, **{"group.id": self.group,
+                                               "auto.offset.reset": "error"})
         try:
             start = self._start(consumer)
+            self._check_held(consumer, start)
             if self.saved_online and pipeline.rules.online is not None:
                 pipeline.rules.online.restore(self.saved_online)
             consumer.assign([TopicPartition(self.topic, 0, start)])
@@ -149,25 +156,36 @@ class Subtask:
             conn.commit()
             saved = checkpoint.load(conn, self.task.meta_schema, self.task.name, self.source_id)
             self._restore(saved.state())
-            with conn.cursor() as cur:
-                cur.execute(f"DELETE FROM {quote(self.task.meta_schema)}."
-                            f"{checkpoint.TABLE} WHERE task = %s AND source = %s AND worker "
-                            ">= %s", (self.task.name, self.source_id, self.workers))
-            conn.commit()
+            committed, metadata = self._committed(consumer)
+            self._ours = (committed, metadata)
+            self._unflushed = None
+            # meta counts only for a subtask without any checkpoint (as in DM)
+            fallback = self._meta_offset() if saved.newest() is None and committed is None \
+                else 0
+            decided = checkpoint.decide(saved, committed, metadata, fallback)
+            self._pin(conn, decided)
         except pymysql.MySQLError as exc:
             raise ERR_SYNC_DOWNSTREAM(exc, address=self.task.target_database.host,
                                       op="read checkpoint") from exc
         finally:
             conn.close()
-        committed, metadata = self._committed(consumer)
-        self._ours = (committed, metadata)
-        # meta counts only for a subtask without any checkpoint (as in DM)
-        fallback = self._meta_offset() if saved.newest() is None and committed is None else 0
-        decided = checkpoint.decide(saved, committed, metadata, fallback)
         self.round, self.safe_until = decided.round, decided.safe_until
         self.log.info("subtask starting", offset=decided.offset, reason=decided.reason,
                       safe_until=decided.safe_until)
         return decided.offset
+
+    def _pin(self, conn: Any, decided: checkpoint.Start) -> None:
+        """Make exactly `worker-count` rows agree on the decided start, in one transaction,
+        so neither a changed worker count nor another restart can change the decision."""
+        upsert = checkpoint.upsert_sql(self.task.meta_schema)
+        with conn.cursor() as cur:
+            cur.execute(f"DELETE FROM {quote(self.task.meta_schema)}.{checkpoint.TABLE} "
+                        "WHERE task = %s AND source = %s AND worker >= %s",
+                        (self.task.name, self.source_id, self.workers))
+            for worker in range(self.workers):
+                cur.execute(upsert, (self.task.name, self.source_id, worker, decided.round - 1,
+                                     decided.offset, decided.offset, decided.safe_until, ""))
+        conn.commit()
 
     def _committed(self, consumer: Consumer) -> tuple[int | None, str]:
         try:
@@ -221,8 +239,7 @@ class Subtask:
             for msg in messages:
                 error = msg.error()
                 if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        raise ERR_KAFKA_ADMIN(op="consume", target=self.topic)
+                    self._consume_error(error, pending.start)
                     continue
                 offset = int(msg.offset() or 0)
                 where = f"{self.topic}@{offset}"
@@ -265,8 +282,28 @@ class Subtask:
         self._finish(consumer, applier, inflight)
         self._flush_offset(consumer)
 
+    def _check_held(self, consumer: Consumer, start: int) -> None:
+        try:
+            low, _ = consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=30,
+                                                    cached=False)
+        except KafkaException as exc:
+            raise ERR_KAFKA_ADMIN(exc, op="watermarks", target=self.topic) from exc
+        if start < low:
+            raise ERR_SYNC_RELAY_GAP(task=self.task.name, source=self.source_id, offset=start,
+                                     low=low)
+
+    def _consume_error(self, error: KafkaError, offset: int) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.code() in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
+            raise ERR_SYNC_RELAY_GAP(task=self.task.name, source=self.source_id,
+                                     offset=offset, low="a later offset")
+        raise ERR_KAFKA_ADMIN(KafkaException(error), op="consume", target=self.topic)
+
     def _new_round(self, start: int) -> Pending:
-        return Pending(start, Causality(self.workers), [[] for _ in range(self.workers)])
+        # a round that ends inside a transaction keeps the last position passed
+        return Pending(start, Causality(self.workers), [[] for _ in range(self.workers)],
+                       position=self.last_position)
 
     def _add(self, pending: Pending, change: RowChange, keys: KeyCache) -> bool:
         unique = keys.keys(change.schema, change.table).unique
@@ -280,7 +317,8 @@ class Subtask:
     def _mark(self, record: dict[str, Any]) -> str:
         position = Position.from_dict(record["position"])
         self.position, self.gtid = f"{position.file}:{position.pos}", position.gtid
-        return str(position)
+        self.last_position = str(position)
+        return self.last_position
 
     def _ship(self, consumer: Consumer, applier: Applier, pending: Pending,
               inflight: tuple[list[Future[int]], Round] | None
@@ -288,10 +326,15 @@ class Subtask:
         """Wait for the round in flight, then start `pending` (if it covers any record)."""
         self._finish(consumer, applier, inflight)
         if pending.end <= pending.start:
+            if pending.count:
+                raise ERR_SYNC_INTERNAL(f"relay offsets went back to {pending.end} after "
+                                        f"{pending.start}", task=self.task.name,
+                                        source=self.source_id)
             return None
         batch = Round(self.round, pending.start, pending.end, pending.position,
                       tuple(tuple(c) for c in pending.changes),
-                      self.sync.safe_mode or pending.start < self.safe_until, pending.ts_ms)
+                      self.sync.safe_mode or pending.start < self.safe_until, pending.ts_ms,
+                      self.safe_until)
         self.round += 1
         return applier.submit(batch), batch
 
@@ -328,8 +371,15 @@ class Subtask:
             return
         offset, number = self._unflushed
         metadata = f"{checkpoint.OUR_METADATA}{number}"
-        consumer.commit(offsets=[TopicPartition(self.topic, 0, offset, metadata=metadata)],
-                        asynchronous=False)
+        try:
+            result = consumer.commit(offsets=[TopicPartition(self.topic, 0, offset,
+                                                             metadata=metadata)],
+                                     asynchronous=False)
+        except KafkaException as exc:
+            raise ERR_KAFKA_ADMIN(exc, op="commit offset", target=self.group) from exc
+        if result and result[0].error is not None:
+            raise ERR_KAFKA_ADMIN(KafkaException(result[0].error), op="commit offset",
+                                  target=self.group)
         self._ours = (offset, metadata)
         self._unflushed = None
         self._flushed_at = time.monotonic()
@@ -351,6 +401,11 @@ class Subtask:
         safe = self.sync.safe_mode or offset < self.safe_until
         try:
             with conn.cursor() as cur:
+                # a DDL commits on its own: if we die before its checkpoint, redo it safely
+                cur.execute(f"UPDATE {quote(self.task.meta_schema)}.{checkpoint.TABLE} SET "
+                            "safe_until = GREATEST(safe_until, %s) WHERE task = %s AND "
+                            "source = %s", (offset + 1, self.task.name, self.source_id))
+                conn.commit()
                 for sql in statements:
                     try:
                         self._run_ddl(cur, sql, safe, at)
@@ -361,6 +416,9 @@ class Subtask:
                 self._track_ddl(record)
                 self._checkpoint_all(cur, offset, position, pipeline)
             conn.commit()
+        except pymysql.MySQLError as exc:
+            raise ERR_SYNC_DOWNSTREAM(exc, address=self.task.target_database.host,
+                                      op="checkpoint a DDL") from exc
         finally:
             conn.close()
         self.stats.ddl(record["query"])
@@ -435,10 +493,10 @@ class Subtask:
         upsert = checkpoint.upsert_sql(self.task.meta_schema)
         for worker in range(self.workers):
             cur.execute(upsert, (self.task.name, self.source_id, worker, self.round, offset,
-                                 offset + 1, position))
+                                 offset + 1, self.safe_until, position))
         cur.execute(checkpoint.state_sql(self.task.meta_schema),
-                    (self.task.name, self.source_id, self.round, offset, offset + 1, position,
-                     json.dumps(self._state(pipeline))))
+                    (self.task.name, self.source_id, self.round, offset, offset + 1,
+                     self.safe_until, position, json.dumps(self._state(pipeline))))
         self.round += 1
 
 

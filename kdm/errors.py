@@ -462,3 +462,13 @@ ERR_SYNC_META_AHEAD = declare(
     "task {task} source {source}: the relay has not reached meta {meta} yet",
     "Wait: the subtask retries until the relay producer has published that position.",
     resumable=True)
+ERR_SYNC_INTERNAL = declare(
+    36009, "SyncInternal", ErrClass.SYNC_UNIT, Scope.INTERNAL, Level.HIGH,
+    "subtask {task}/{source} stopped on an unexpected error",
+    "This is a kdm bug: report it with the log; `resume-task` retries from the checkpoint.")
+ERR_SYNC_RELAY_GAP = declare(
+    36010, "SyncRelayGap", ErrClass.SYNC_UNIT, Scope.INTERNAL, Level.HIGH,
+    "task {task} source {source}: the relay topic no longer holds offset {offset} "
+    "(it starts at {low})",
+    "The relay's retention removed events this subtask had not applied; re-create the task "
+    "from a full dump, or raise the source's purge.expires.")

@@ -163,7 +163,10 @@ class StageWatcher:
             for message in reader.read(low, follow=True,
                                        keep_going=lambda: not self._stop.is_set()):
                 if message.key == self.key and message.schema == STAGE:
-                    self.latest = StageRequest.from_dict(message.value)
+                    request = StageRequest.from_dict(message.value)
+                    # after a reconnect the backlog is read again: only newer requests count
+                    if self.latest is None or request.revision > self.latest.revision:
+                        self.latest = request
                 elif message.key in self.others:
                     self.values[message.key] = message.value
                 if message.offset + 1 >= high:

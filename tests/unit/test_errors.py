@@ -35,6 +35,7 @@ FROZEN = {
     36001: "SyncDownstream", 36002: "SyncExecSQL", 36003: "SyncStartPosition",
     36004: "SyncCheckpoint", 36005: "SyncStageTransition", 36006: "SyncSubtaskNotPaused",
     36007: "SyncSchemaNotTracked", 36008: "SyncMetaAheadOfRelay",
+    36009: "SyncInternal", 36010: "SyncRelayGap",
     36101: "SyncRuleInvalid", 36102: "SyncRuleDuplicate", 36103: "SyncRouteConflict",
     36104: "SyncFilterUnknownEvent", 36105: "SyncExpressionInvalid", 36106: "SyncExpressionRow",
     36151: "SyncDDLUnparsable", 36152: "SyncDDLUnsupported", 36153: "SyncDDLNoSchema",

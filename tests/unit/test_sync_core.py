@@ -58,8 +58,13 @@ def test_causality_keeps_a_key_on_one_worker_and_reports_conflicts() -> None:
     assert causality.owner == {}
 
 
-def test_null_unique_values_are_not_keys() -> None:
-    assert change_keys(change(INSERT, None, (None, "a")), [("PRIMARY", ("id",))]) == []
+def test_an_image_without_a_full_unique_key_is_keyed_by_all_its_values() -> None:
+    unique = [("u", ("id",))]
+    assert change_keys(change(INSERT, None, (None, "a")), unique) == ["db.t|*|None\x1fa"]
+    causality = Causality(8)
+    first = causality.assign(change_keys(change(INSERT, None, (None, "a")), unique))
+    then = causality.assign(change_keys(change(UPDATE, (None, "a"), (5, "a")), unique))
+    assert then == first
 
 
 def rows(*spec: tuple[int, int, int, int]) -> Saved:
@@ -120,3 +125,15 @@ def test_compaction_splits_key_changing_updates() -> None:
     out, _ = compact([change(UPDATE, (1, "a"), (2, "a"))])
     assert [(c.op, c.before, c.after) for c in out] == [(DELETE, (1, "a"), None),
                                                        (INSERT, None, (2, "a"))]
+
+
+def test_safe_mode_survives_a_restart_during_a_replay() -> None:
+    # applied up to 1100, replayed from 500, one round [500, 600) committed, then a restart
+    saved = Saved((Row(0, 9, 500, 600, "f:1", None, 1100), Row(1, 9, 500, 600, "f:1", None,
+                                                                 1100)))
+    start = decide(saved, 600, "kdm:9", fallback=0)
+    assert (start.offset, start.safe_until) == (600, 1100)
+    partial = Saved((Row(0, 9, 500, 600, "f:1", None, 1100), Row(1, 8, 400, 500, "f:1", None,
+                                                                   0)))
+    start = decide(partial, 500, "kdm:8", fallback=0)
+    assert (start.offset, start.safe_until) == (500, 1100)
