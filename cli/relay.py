@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from datetime import datetime
 from typing import Any
 
 import click
 
-from cli.common import config_option, emit, kafka_config
+from cli.common import config_option, emit, kafka_config, start_offset
 from kdm import log
 from kdm.config import load_source
-from kdm.position import Position
-from kdm.relay_log import TopicReader, after_position
+from kdm.relay_log import TopicReader
 from kdm.stages import Stage, relay_key, request
 from kdm.topics import Topics
 from producers.settings import RelaySettings
@@ -112,7 +110,7 @@ def read_topic(topic: str | None, source: str | None, offset: int | None,
         raise click.UsageError("give at most one of --offset, --timestamp, --position, --gtid")
     name = topic or Topics(kafka.topic_prefix).relay(str(source)).name
     with TopicReader(kafka, name, partition) as reader:
-        start = _start_offset(reader, offset, timestamp, position, gtid)
+        start = start_offset(reader, offset, timestamp, position, gtid)
         for count, message in enumerate(reader.read(start, follow=follow), 1):
             click.echo(json.dumps({
                 "topic": message.topic, "partition": message.partition,
@@ -121,21 +119,6 @@ def read_topic(topic: str | None, source: str | None, offset: int | None,
                 default=_json_default, ensure_ascii=False))
             if limit and count >= limit:
                 return
-
-
-def _start_offset(reader: TopicReader, offset: int | None, timestamp: str | None,
-                  position: str | None, gtid: str | None) -> int:
-    if offset is not None:
-        return offset
-    if timestamp is not None:
-        millis = int(timestamp) if timestamp.isdigit() else int(
-            datetime.fromisoformat(timestamp).timestamp() * 1000)
-        return reader.offset_for_time(millis)
-    if position is not None:
-        return reader.find(after_position(Position.parse(position), use_gtid=False))
-    if gtid is not None:
-        return reader.find(after_position(Position("", 0, gtid), use_gtid=True))
-    return reader.bounds()[0]
 
 
 def _json_default(value: Any) -> Any:

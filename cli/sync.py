@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import signal
 import threading
-from datetime import datetime
 from pathlib import Path
 
 import click
 from confluent_kafka import Consumer, TopicPartition
 
-from cli.common import config_option, emit, kafka_config
+from cli.common import config_option, emit, kafka_config, start_offset
 from kdm import log
 from kdm.config import load_task
 from kdm.errors import ERR_KAFKA_ADMIN
 from kdm.position import Position
-from kdm.relay_log import TopicReader, after_position, open_consumer
+from kdm.relay_log import TopicReader, open_consumer
 from kdm.stages import Stage, request
 from kdm.topics import Topics
 
@@ -106,13 +105,11 @@ def replay(task: str, source: str, offset: int | None, timestamp: str | None,
     topics = Topics(kafka.topic_prefix)
     topic = topics.relay(source).name
     with TopicReader(kafka, topic) as reader:
-        if offset is None and timestamp is not None:
-            millis = int(timestamp) if timestamp.isdigit() else int(
-                datetime.fromisoformat(timestamp).timestamp() * 1000)
-            offset = reader.offset_for_time(millis)
-        elif offset is None and position is not None:
-            target = Position.parse(position)
-            offset = reader.find(after_position(target, bool(target.gtid)))
+        target = Position.parse(position) if position is not None else None
+        if target is not None and target.gtid:  # a GTID set says more than file:pos
+            offset = start_offset(reader, gtid=target.gtid)
+        else:
+            offset = start_offset(reader, offset, timestamp, position)
     group: Consumer = open_consumer(kafka, **{"group.id": topics.sync_group(task, source)})
     try:
         result = group.commit(offsets=[TopicPartition(topic, 0, int(offset or 0),

@@ -53,11 +53,6 @@ class KeyCache:
             found = self._cache[(schema, table)] = self._load(schema, table)
         return found
 
-    def forget(self, schema: str, table: str = "") -> None:
-        """Drop cached facts of a table (or a whole schema) after a DDL."""
-        for key in [k for k in self._cache if k[0] == schema and table in ("", k[1])]:
-            del self._cache[key]
-
     def clear(self) -> None:
         """Forget every cached table."""
         self._cache.clear()

@@ -79,6 +79,10 @@ class ExpressionFilters:
         except (TypeError, ValueError, ArithmeticError) as exc:
             raise ERR_SYNC_EXPR_ROW(exc, schema=schema, table=table, problem=str(exc)) from exc
 
+    def covers(self, schema: str, table: str) -> bool:
+        """Whether any rule names this table (the hot path asks before building a row)."""
+        return self._key(schema, table) in self._tables
+
     def _key(self, schema: str, table: str) -> tuple[str, str]:
         return (schema, table) if self._case_sensitive else (schema.lower(), table.lower())
 

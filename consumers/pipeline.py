@@ -57,12 +57,9 @@ class Rules:
 
 @dataclass(frozen=True)
 class DDLAction:
-    """What a DDL record becomes downstream: statements (possibly none) and the tables
-    whose cached facts it invalidates."""
+    """What a DDL record becomes downstream: the statements to run (possibly none)."""
 
     statements: tuple[str, ...]
-    touched: tuple[tuple[str, str], ...]
-    upstream: tuple[tuple[str, str], ...]
     query: str
 
 
@@ -86,8 +83,10 @@ class Pipeline:
         schema, table = self.rules.router.target(record["schema"], record["table"])
         names = [c["name"] for c in record["columns"]]
         before, after = record["before"], record["after"]
-        if self.rules.expressions.skips(record["schema"], record["table"], record["op"], names,
-                                        before, after, [c["type"] for c in record["columns"]]):
+        expressions = self.rules.expressions
+        if expressions.covers(record["schema"], record["table"]) and expressions.skips(
+                record["schema"], record["table"], record["op"], names, before, after,
+                [c["type"] for c in record["columns"]]):
             return None
         key = self.keys.keys(schema, table).where_key
         return RowChange(schema, table, record["op"], tuple(names),
@@ -97,8 +96,6 @@ class Pipeline:
     def ddl(self, record: Record) -> DDLAction:
         """What a DDL record becomes downstream."""
         statements: list[str] = []
-        touched: list[tuple[str, str]] = []
-        upstream: list[tuple[str, str]] = []
         for ddl in parse_ddl(record["query"], record["schema"]):
             tables = ddl.tables
             if not all(self._ddl_allowed(s, t, ddl.event, record["query"]) for s, t in tables):
@@ -106,10 +103,8 @@ class Pipeline:
             rendered = self._online(ddl, record)
             if rendered is None:
                 continue
-            upstream.extend(tables)
             statements.extend(rendered)
-            touched.extend(self._target(s, t) for s, t in tables)
-        return DDLAction(tuple(statements), tuple(touched), tuple(upstream), record["query"])
+        return DDLAction(tuple(statements), record["query"])
 
     def _online(self, ddl: Any, record: Record) -> list[str] | None:
         if self.rules.online is None:

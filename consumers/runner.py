@@ -10,13 +10,12 @@ from typing import Any
 
 from consumers import metrics
 from consumers.subtask import Subtask
-from consumers.sync_status import binlog_text
 from kdm.avro import AvroCodec
 from kdm.config.service import KafkaConfig
 from kdm.config.task import TaskConfig
 from kdm.errors import ERR_SYNC_INTERNAL, ERR_SYNC_STAGE, KdmError
 from kdm.log import Logger
-from kdm.position import Position
+from kdm.position import Position, binlog_text, file_index
 from kdm.relay_log import TopicReader
 from kdm.stages import Stage, StageWatcher, host_id, transition
 from kdm.status import StatusPublisher
@@ -193,9 +192,7 @@ class SubtaskRunner:
             int(sub.sync.safe_mode or sub.next_offset < sub.safe_until))
         for node, position in (("master", master), ("syncer", applied)):
             if position is not None and position.file:
-                suffix = position.file.rpartition(".")[2]
-                metrics.BINLOG_FILE.labels(node=node, **labels).set(
-                    int(suffix) if suffix.isdigit() else 0)
+                metrics.BINLOG_FILE.labels(node=node, **labels).set(file_index(position.file))
 
     def _last(self) -> Any:
         try:

@@ -101,8 +101,6 @@ class Subtask:
         self.stats = SyncStats()
         self.round = 1
         self.safe_until = 0
-        self.position = ""
-        self.gtid = ""
         self.next_offset = 0
         self.last_position = ""
         self._unflushed: tuple[int, int] | None = None
@@ -315,9 +313,7 @@ class Subtask:
         return True
 
     def _mark(self, record: dict[str, Any]) -> str:
-        position = Position.from_dict(record["position"])
-        self.position, self.gtid = f"{position.file}:{position.pos}", position.gtid
-        self.last_position = str(position)
+        self.last_position = str(Position.from_dict(record["position"]))
         return self.last_position
 
     def _ship(self, consumer: Consumer, applier: Applier, pending: Pending,
@@ -498,11 +494,6 @@ class Subtask:
                     (self.task.name, self.source_id, self.round, offset, offset + 1,
                      self.safe_until, position, json.dumps(self._state(pipeline))))
         self.round += 1
-
-
-def round_error(exc: KdmError) -> bool:
-    """Whether an error came from applying (rather than reading) — for status."""
-    return exc.spec in (ERR_SYNC_EXEC, ERR_SYNC_DOWNSTREAM)
 
 
 def _reached(record: dict[str, Any], target: Position, use_gtid: bool) -> bool:

@@ -12,11 +12,6 @@ from kdm.position import Position
 RECENT_SECONDS = 10.0
 
 
-def binlog_text(position: Position | None) -> str:
-    """DM's `(file, pos)` form; empty when unknown."""
-    return f"({position.file}, {position.pos})" if position and position.file else ""
-
-
 @dataclass
 class SyncStats:
     """What the subtask has seen and applied."""

@@ -162,6 +162,16 @@ def _str(b: bytes, i: int) -> tuple[str, int]:
     return b[i:j].decode(), j
 
 
+def _block(b: bytes, i: int) -> tuple[int, int]:
+    """An Avro array block's item count (0 ends the array); a negative count is followed by
+    the block's size in bytes, which the reader does not need."""
+    count, i = _long(b, i)
+    if count < 0:
+        count = -count
+        _, i = _long(b, i)
+    return count, i
+
+
 class RelayEventDecoder:
     """RelayEvent bodies back to records; a table's column list is parsed once and reused
     while its bytes repeat (a byte comparison instead of a parse)."""
@@ -218,12 +228,9 @@ class RelayEventDecoder:
     def _read_columns(b: bytes, i: int) -> tuple[list[dict[str, Any]], int]:
         out: list[dict[str, Any]] = []
         while True:
-            count, i = _long(b, i)
+            count, i = _block(b, i)
             if count == 0:
                 return out, i
-            if count < 0:
-                count = -count
-                _, i = _long(b, i)
             for _ in range(count):
                 name, i = _str(b, i)
                 type_, i = _str(b, i)
@@ -242,12 +249,9 @@ class RelayEventDecoder:
             return None, i
         out: list[Any] = []
         while True:
-            count, i = _long(b, i)
+            count, i = _block(b, i)
             if count == 0:
                 return out, i
-            if count < 0:
-                count = -count
-                _, i = _long(b, i)
             for _ in range(count):
                 u = b[i]
                 i += 1

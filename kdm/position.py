@@ -79,6 +79,17 @@ class Position:
         return replace(self, event_index=event_index, row_index=row_index)
 
 
+def binlog_text(position: Position | None) -> str:
+    """DM's `(file, pos)` status form; empty when unknown."""
+    return f"({position.file}, {position.pos})" if position and position.file else ""
+
+
+def file_index(file: str) -> int:
+    """The numeric suffix of a binlog file name (mysql-bin.000012 → 12; 0 without one)."""
+    suffix = file.rpartition(".")[2]
+    return int(suffix) if suffix.isdigit() else 0
+
+
 @dataclass(frozen=True)
 class GTIDSet:
     """A parsed GTID set of either flavour; `str()` gives its canonical text."""

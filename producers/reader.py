@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 import struct
-import time
 import zlib
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -430,7 +429,3 @@ def _file_key(file: str, pos: int) -> tuple[int, int]:
 def _contains(gtid_set: str, gtid: str) -> bool:
     return bool(gtid_set) and GTIDSet.parse(gtid_set).contains(gtid)
 
-
-def wait(seconds: float) -> None:
-    """Sleep (a seam for tests)."""
-    time.sleep(seconds)

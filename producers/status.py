@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from kdm.errors import KdmError
-from kdm.position import Position
+from kdm.position import Position, binlog_text, file_index
 from kdm.relay_log import TopicReader
 from kdm.stages import host_id, relay_key
 from kdm.status import RELAY_STATUS, StatusPublisher
@@ -15,17 +15,6 @@ from producers import metrics
 
 if TYPE_CHECKING:
     from producers.relay import Relay
-
-
-def binlog_text(position: Position | None) -> str:
-    """DM's `(file, pos)` form; empty when unknown."""
-    return f"({position.file}, {position.pos})" if position and position.file else ""
-
-
-def file_index(file: str) -> int:
-    """The numeric suffix of a binlog file name (mysql-bin.000012 → 12)."""
-    suffix = file.rpartition(".")[2]
-    return int(suffix) if suffix.isdigit() else 0
 
 
 class RelayStatusReporter:
