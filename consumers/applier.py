@@ -78,10 +78,13 @@ class Applier:
 
     def _conn(self, worker: int) -> Any:
         if self._conns[worker] is None:
-            self._conns[worker] = connect(self.target)
+            self._conns[worker] = connect(self.target, multi_statements=True)
         return self._conns[worker]
 
     def _apply(self, worker: int, batch: Round) -> int:
+        """The worker's share of the round, its checkpoint row and COMMIT, sent as one
+        multi-statement query (one round trip); the server stops at the first statement
+        that fails, so nothing after it (the COMMIT least of all) runs."""
         changes: Sequence[RowChange] = batch.changes[worker] if worker < len(batch.changes) \
             else ()
         safe = batch.safe
@@ -89,20 +92,24 @@ class Applier:
             changes, needs_replace = compact(changes)
             safe = safe or needs_replace
         statements = render(changes, safe, self.multiple_rows)
+        statements.append((self.upsert, [self.task, self.source, worker, batch.number,
+                                         batch.start, batch.end, batch.safe_until,
+                                         batch.position]))
         conn = self._conn(worker)
-        sql = ""
+        done = 0
         try:
             with conn.cursor() as cur:
-                for sql, args in statements:
-                    cur.execute(sql, args)
-                sql = self.upsert
-                cur.execute(sql, (self.task, self.source, worker, batch.number, batch.start,
-                                  batch.end, batch.safe_until, batch.position))
-            conn.commit()
+                texts = [sql if args is None else cur.mogrify(sql, args)
+                         for sql, args in statements]
+                cur.execute(";\n".join(texts) + ";\nCOMMIT")
+                done = 1
+                while cur.nextset():
+                    done += 1
         except pymysql.MySQLError as exc:
             self._drop(worker)
             if exc.args and exc.args[0] in CONNECTION_ERRNOS:
                 raise ERR_SYNC_DOWNSTREAM(exc, address=self.address, op="apply") from exc
+            sql = statements[done][0] if done < len(statements) else "COMMIT"
             raise ERR_SYNC_EXEC(exc, what="a row change", position=batch.position,
                                 sql=sql[:300]) from exc
         return len(changes)

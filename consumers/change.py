@@ -22,8 +22,9 @@ match), as DM does for tables without a primary or unique key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+
+from pymysql.converters import escape_item, escape_string
 
 INSERT, UPDATE, DELETE = "INSERT", "UPDATE", "DELETE"
 
@@ -33,9 +34,9 @@ def quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-@dataclass(frozen=True)
-class RowChange:
-    """One row change bound for one downstream table."""
+class RowChange(NamedTuple):
+    """One row change bound for one downstream table (a named tuple: the hot path builds
+    one per row)."""
 
     schema: str
     table: str
@@ -68,7 +69,8 @@ class RowChange:
         return " AND ".join(parts), [v for v in values if v is not None]
 
 
-Statement = tuple[str, list[Any]]
+Statement = tuple[str, list[Any] | None]
+"""SQL and its `%s` arguments, or None when the SQL holds its values."""
 
 
 def render(changes: Sequence[RowChange], safe: bool, multiple_rows: bool = True
@@ -81,7 +83,8 @@ def render(changes: Sequence[RowChange], safe: bool, multiple_rows: bool = True
         j = i + 1
         if multiple_rows and change.op in (INSERT, DELETE):
             while (j < len(changes) and changes[j].op == change.op
-                   and changes[j].target == change.target
+                   and changes[j].table == change.table
+                   and changes[j].schema == change.schema
                    and changes[j].columns == change.columns and changes[j].key == change.key):
                 j += 1
         out.extend(_RENDER[change.op](changes[i:j], safe))
@@ -89,13 +92,27 @@ def render(changes: Sequence[RowChange], safe: bool, multiple_rows: bool = True
     return out
 
 
+def literal(value: Any) -> str:
+    """A value as an SQL literal, for kdm's session (backslash escapes on): ints and text,
+    nearly every value, directly; anything else through pymysql's own escaping."""
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is str:
+        return "'" + escape_string(value) + "'"
+    if value is None:
+        return "NULL"
+    return escape_item(value, "utf8mb4")
+
+
 def _values_sql(change: RowChange, rows: Sequence[tuple[Any, ...] | None], verb: str
                 ) -> Statement:
+    """`INSERT`/`REPLACE` of whole rows, values inlined as literals (no argument list: a
+    multi-row statement's values are most of what a subtask sends, so they are rendered
+    by the cheapest means)."""
     columns = ", ".join(quote(c) for c in change.columns)
-    row = "(" + ", ".join(["%s"] * len(change.columns)) + ")"
-    args = [value for image in rows for value in image or ()]
-    return (f"{verb} INTO {change.target} ({columns}) VALUES " + ", ".join([row] * len(rows)),
-            args)
+    values = ", ".join("(" + ", ".join(map(literal, image or ())) + ")" for image in rows)
+    return f"{verb} INTO {change.target} ({columns}) VALUES {values}", None
 
 
 def _insert(changes: Sequence[RowChange], safe: bool) -> list[Statement]:
@@ -106,7 +123,7 @@ def _delete(changes: Sequence[RowChange], safe: bool) -> list[Statement]:
     first = changes[0]
     if len(changes) == 1 or not first.key or any(
             v is None for c in changes for v in c.key_values(c.before)):
-        out = []
+        out: list[Statement] = []
         for change in changes:
             where, args = change.where(change.before)
             out.append((f"DELETE FROM {change.target} WHERE {where} LIMIT 1", args))

@@ -24,7 +24,6 @@ Worked example (key id): INSERT 1(a); UPDATE 1(a→b); INSERT 2(x); DELETE 2(x)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from consumers.change import DELETE, INSERT, UPDATE, RowChange
 
@@ -56,8 +55,8 @@ def _split_key_updates(changes: Sequence[RowChange]) -> list[RowChange]:
     for change in changes:
         if change.op == UPDATE and change.key and \
                 change.key_values(change.before) != change.key_values(change.after):
-            out.append(replace(change, op=DELETE, after=None))
-            out.append(replace(change, op=INSERT, before=None))
+            out.append(change._replace(op=DELETE, after=None))
+            out.append(change._replace(op=INSERT, before=None))
         else:
             out.append(change)
     return out
@@ -67,13 +66,13 @@ def _merge(a: RowChange | None, b: RowChange) -> tuple[RowChange | None, bool]:
     assert a is not None
     pair = (a.op, b.op)
     if pair == (INSERT, UPDATE):
-        return replace(a, after=b.after), False
+        return a._replace(after=b.after), False
     if pair == (INSERT, DELETE):
-        return replace(b), False
+        return b, False
     if pair == (UPDATE, UPDATE):
-        return replace(b, before=a.before), False
+        return b._replace(before=a.before), False
     if pair == (UPDATE, DELETE):
-        return replace(b, before=a.before), False
+        return b._replace(before=a.before), False
     if pair == (DELETE, INSERT):
         return b, True
     return b, False

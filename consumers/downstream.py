@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pymysql
+from pymysql.constants import CLIENT
 
 from kdm.config.common import DBConfig
 from kdm.errors import ERR_SYNC_DOWNSTREAM
@@ -16,9 +17,13 @@ SESSION = ("SET SESSION sql_mode = 'IGNORE_SPACE,NO_AUTO_VALUE_ON_ZERO,ALLOW_INV
            "SESSION time_zone = '+00:00', SESSION foreign_key_checks = 0")
 
 
-def connect(target: DBConfig) -> Any:
-    """A new downstream connection in kdm's session settings (autocommit off)."""
+def connect(target: DBConfig, multi_statements: bool = False) -> Any:
+    """A new downstream connection in kdm's session settings (autocommit off); with
+    `multi_statements`, one query may hold several statements (a DML worker sends its
+    whole transaction, COMMIT included, in one round trip)."""
     args = target.connect_args()
+    if multi_statements:
+        args["client_flag"] = CLIENT.MULTI_STATEMENTS
     try:
         conn = pymysql.connect(**args, autocommit=False)
         with conn.cursor() as cur:

@@ -1,4 +1,4 @@
-"""The per-record steps of a subtask, in DM's order, as one table so tests can swap a step.
+"""The per-record steps of a subtask, in DM's order.
 
 ROW: block/allow list → binlog event filter → online DDL (shadow/trash tables) → table
 routing → expression filter → a `RowChange` keyed by the downstream table's keys.
@@ -8,7 +8,6 @@ routing rewrite → the statements to run downstream.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +17,7 @@ from consumers.ddl import parse_ddl
 from consumers.downstream import KeyCache
 from consumers.event_filter import EventFilter
 from consumers.expression import ExpressionFilters
+from consumers.feed import Layout
 from consumers.online_ddl import OnlineDDL
 from consumers.routing import Router
 from kdm.config.source import SourceConfig
@@ -63,35 +63,65 @@ class DDLAction:
     query: str
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What the rules decide for one upstream table, operation and column list: static for
+    a subtask's life (the rules are fixed and online DDL tells ghost tables by name)."""
+
+    schema: str
+    table: str
+    names: tuple[str, ...]
+    filtered: bool
+
+
 @dataclass
 class Pipeline:
     """Turns relay records into row changes and DDL actions."""
 
     rules: Rules
     keys: KeyCache
-    steps: tuple[Callable[[Record], bool], ...] = field(default=())
-
-    def __post_init__(self) -> None:
-        if not self.steps:
-            self.steps = (self._allowed, self._not_filtered, self._not_shadow)
+    _plans: dict[tuple[str, str, str], tuple[list[Any], _Plan | None]] = field(
+        default_factory=dict)
 
     def row(self, record: Record, offset: int) -> RowChange | None:
         """The row change a ROW record becomes, or None when a rule drops it."""
-        for step in self.steps:
-            if not step(record):
-                return None
-        schema, table = self.rules.router.target(record["schema"], record["table"])
-        names = [c["name"] for c in record["columns"]]
-        before, after = record["before"], record["after"]
-        expressions = self.rules.expressions
-        if expressions.covers(record["schema"], record["table"]) and expressions.skips(
-                record["schema"], record["table"], record["op"], names, before, after,
-                [c["type"] for c in record["columns"]]):
+        return self.change(Layout(record["schema"], record["table"], record["op"],
+                                  record["columns"]), record["before"], record["after"],
+                           offset)
+
+    def change(self, layout: Layout, before: list[Any] | None, after: list[Any] | None,
+               offset: int) -> RowChange | None:
+        """The row change a ROW record of this layout and images becomes, or None."""
+        slot = (layout.schema, layout.table, layout.op)
+        cached = self._plans.get(slot)
+        if cached is None or cached[0] is not layout.columns:
+            cached = self._plans[slot] = (layout.columns, self._plan(layout))
+        plan = cached[1]
+        if plan is None:
             return None
-        key = self.keys.keys(schema, table).where_key
-        return RowChange(schema, table, record["op"], tuple(names),
+        if plan.filtered and self.rules.expressions.skips(
+                layout.schema, layout.table, layout.op, list(plan.names), before, after,
+                [c["type"] for c in layout.columns]):
+            return None
+        key = self.keys.keys(plan.schema, plan.table).where_key
+        return RowChange(plan.schema, plan.table, layout.op, plan.names,
                          tuple(before) if before is not None else None,
                          tuple(after) if after is not None else None, key, offset)
+
+    def _plan(self, layout: Layout) -> _Plan | None:
+        """DM's order: block/allow list, event filter, online DDL, routing; then whether an
+        expression filter must look at the rows."""
+        if len(self._plans) > 10_000:  # column lists of tables long gone
+            self._plans.clear()
+        schema, table = layout.schema, layout.table
+        online = self.rules.online
+        if not self.rules.balist.allows(schema, table) or \
+                self.rules.events.skips(schema, table, layout.op.lower()) or \
+                (online is not None and online.ignores_dml(schema, table)):
+            return None
+        target_schema, target_table = self.rules.router.target(schema, table)
+        return _Plan(target_schema, target_table, tuple(c["name"] for c in layout.columns),
+                     self.rules.expressions.covers(schema, table))
 
     def ddl(self, record: Record) -> DDLAction:
         """What a DDL record becomes downstream."""
@@ -115,17 +145,6 @@ class Pipeline:
         if not table:
             return self.rules.router.target_schema(schema), ""
         return self.rules.router.target(schema, table)
-
-    def _allowed(self, record: Record) -> bool:
-        return self.rules.balist.allows(record["schema"], record["table"])
-
-    def _not_filtered(self, record: Record) -> bool:
-        return not self.rules.events.skips(record["schema"], record["table"],
-                                           record["op"].lower())
-
-    def _not_shadow(self, record: Record) -> bool:
-        online = self.rules.online
-        return online is None or not online.ignores_dml(record["schema"], record["table"])
 
     def _ddl_allowed(self, schema: str, table: str, event: str, query: str) -> bool:
         if table and self.rules.online is not None:

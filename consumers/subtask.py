@@ -31,6 +31,7 @@ from consumers.causality import Causality, change_keys
 from consumers.change import RowChange, quote
 from consumers.ddl import parse_ddl
 from consumers.downstream import KeyCache, connect
+from consumers.feed import Feed, Layout
 from consumers.pipeline import Pipeline, Rules
 from consumers.sync_status import SyncStats
 from kdm.avro import AvroCodec
@@ -138,8 +139,11 @@ class Subtask:
             self._check_held(consumer, start)
             if self.saved_online and pipeline.rules.online is not None:
                 pipeline.rules.online.restore(self.saved_online)
-            consumer.assign([TopicPartition(self.topic, 0, start)])
-            self._loop(stop, consumer, pipeline, applier, keys, start)
+            feed = Feed(self.kafka, self.topic, start)
+            try:
+                self._loop(stop, consumer, feed, pipeline, applier, keys, start)
+            finally:
+                feed.close()
         finally:
             applier.close()
             keys.close()
@@ -228,50 +232,57 @@ class Subtask:
 
     # -- the loop -----------------------------------------------------------------------
 
-    def _loop(self, stop: threading.Event, consumer: Consumer, pipeline: Pipeline,
+    def _loop(self, stop: threading.Event, consumer: Consumer, feed: Feed, pipeline: Pipeline,
               applier: Applier, keys: KeyCache, start: int) -> None:
         pending = self._new_round(start)
         inflight: tuple[list[Future[int]], Round] | None = None
+        tracked: list[Any] | None = None  # the column list last checked against the tracker
+        layouts = feed.layouts
+        stats = self.stats
         while not stop.is_set():
-            messages = consumer.consume(2000, 0.05)
-            for msg in messages:
-                error = msg.error()
-                if error is not None:
-                    self._consume_error(error, pending.start)
-                    continue
-                offset = int(msg.offset() or 0)
-                where = f"{self.topic}@{offset}"
-                _, record = self.codec.decode(msg.value() or b"", where)
-                self.stats.seen(record)
-                pending.ts_ms = record["timestamp_ms"]
-                kind = record["kind"]
-                if kind == "ROW":
-                    self._track_columns(record)
-                    change = pipeline.row(record, offset)
+            items = feed.next(0.05)
+            for item in items:
+                offset = item[0]
+                if len(item) == 5:  # a ROW record: (offset, ts_ms, layout, before, after)
+                    _, ts_ms, number, before, after = item
+                    if ts_ms > stats.newest_ts_ms:
+                        stats.newest_ts_ms = ts_ms
+                    pending.ts_ms = ts_ms
+                    layout = layouts[number]
+                    if layout.columns is not tracked:
+                        self._track_columns(layout)
+                        tracked = layout.columns
+                    change = pipeline.change(layout, before, after, offset)
                     if change is not None and not self._add(pending, change, keys):
                         inflight = self._ship(consumer, applier, pending, inflight)
                         pending = self._new_round(pending.end)
                         self._add(pending, change, keys)
                     pending.end = offset + 1
-                elif kind == "DDL":
+                    if pending.count >= self.workers * self.sync.batch:
+                        inflight = self._ship(consumer, applier, pending, inflight)
+                        pending = self._new_round(pending.end)
+                    continue
+                record = self._record(item, pending.start)
+                stats.seen(record)
+                pending.ts_ms = record["timestamp_ms"]
+                kind = record["kind"]
+                if kind == "DDL":
                     inflight = self._ship(consumer, applier, pending, inflight)
                     self._finish(consumer, applier, inflight)
                     inflight = None
                     self._apply_ddl(pipeline, offset, record, keys)
+                    tracked = None
                     self._commit_offset(consumer, offset + 1, self.round - 1, force=True)
                     pending = self._new_round(offset + 1)
                 else:
                     pending.end = offset + 1
                 if kind in ("COMMIT", "DDL", "HEARTBEAT", "ROTATE"):
                     pending.position = self._mark(record)
-                if pending.count >= self.workers * self.sync.batch:
-                    inflight = self._ship(consumer, applier, pending, inflight)
-                    pending = self._new_round(pending.end)
             if pending.end > pending.start and (
-                    not messages or time.monotonic() - pending.opened >= ROUND_SECONDS):
+                    not items or time.monotonic() - pending.opened >= ROUND_SECONDS):
                 inflight = self._ship(consumer, applier, pending, inflight)
                 pending = self._new_round(pending.end)
-            elif not messages:
+            elif not items:
                 self._finish(consumer, applier, inflight)
                 inflight = None
                 if time.monotonic() - self._flushed_at >= OFFSET_SECONDS:
@@ -279,6 +290,20 @@ class Subtask:
         inflight = self._ship(consumer, applier, pending, inflight)
         self._finish(consumer, applier, inflight)
         self._flush_offset(consumer)
+
+    def _record(self, item: tuple[Any, ...], offset: int) -> dict[str, Any]:
+        """A non-ROW feed item's record; a feed error raised as the subtask's coded error."""
+        if item[0] == "raw":  # decoding again raises the decoder's coded error
+            return self.codec.decode(item[2], (self.topic, item[1]))[1]
+        if item[0] == "error":
+            code, text = item[2], item[3]
+            if code in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
+                raise ERR_SYNC_RELAY_GAP(task=self.task.name, source=self.source_id,
+                                         offset=offset, low="a later offset")
+            raise ERR_KAFKA_ADMIN(KafkaException(KafkaError(code, text)), op="consume",
+                                  target=self.topic)
+        record: dict[str, Any] = item[1]
+        return record
 
     def _check_held(self, consumer: Consumer, start: int) -> None:
         try:
@@ -290,17 +315,10 @@ class Subtask:
             raise ERR_SYNC_RELAY_GAP(task=self.task.name, source=self.source_id, offset=start,
                                      low=low)
 
-    def _consume_error(self, error: KafkaError, offset: int) -> None:
-        if error.code() == KafkaError._PARTITION_EOF:
-            return
-        if error.code() in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
-            raise ERR_SYNC_RELAY_GAP(task=self.task.name, source=self.source_id,
-                                     offset=offset, low="a later offset")
-        raise ERR_KAFKA_ADMIN(KafkaException(error), op="consume", target=self.topic)
-
     def _new_round(self, start: int) -> Pending:
         # a round that ends inside a transaction keeps the last position passed
-        return Pending(start, Causality(self.workers), [[] for _ in range(self.workers)],
+        return Pending(start, Causality(self.workers, self.sync.batch),
+                       [[] for _ in range(self.workers)],
                        position=self.last_position)
 
     def _add(self, pending: Pending, change: RowChange, keys: KeyCache) -> bool:
@@ -422,11 +440,10 @@ class Subtask:
 
     # -- tracked schemas and other state kept with the checkpoint ------------------------
 
-    def _track_columns(self, record: dict[str, Any]) -> None:
+    def _track_columns(self, layout: Layout) -> None:
         """Start tracking a table first seen through its rows (it existed before the relay)."""
-        if (record["schema"], record["table"]) not in self.tracker:
-            self.tracker.set(Tracker.from_columns(record["schema"], record["table"],
-                                                  record["columns"]))
+        if (layout.schema, layout.table) not in self.tracker:
+            self.tracker.set(Tracker.from_columns(layout.schema, layout.table, layout.columns))
 
     def _track_ddl(self, record: dict[str, Any]) -> None:
         """Advance the tracked schemas; a DDL the tracker cannot follow untracks the tables

@@ -29,7 +29,8 @@ class SyncStats:
         """A relay record read (not yet applied)."""
         if record["kind"] != "ROW":
             self.newest_position = Position.from_dict(record["position"])
-        self.newest_ts_ms = max(self.newest_ts_ms, record["timestamp_ms"])
+        if record["timestamp_ms"] > self.newest_ts_ms:
+            self.newest_ts_ms = record["timestamp_ms"]
 
     def applied(self, rows: int, position: str, ts_ms: int) -> None:
         """A round applied downstream."""

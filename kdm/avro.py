@@ -159,26 +159,30 @@ class AvroCodec:
         except (IndexError, ValueError, KeyError):
             return False
 
-    def decode(self, data: bytes, where: str = "?") -> tuple[str, dict[str, Any]]:
-        """(schema full name, record) of a wire-format value; a coded error if it is not one."""
+    def decode(self, data: bytes, where: str | tuple[str, int] = "?"
+               ) -> tuple[str, dict[str, Any]]:
+        """(schema full name, record) of a wire-format value; a coded error if it is not one.
+        `where` names the message in errors: text, or (topic, offset), formatted only then."""
         if len(data) < _HEADER.size or data[0] != MAGIC:
-            raise ERR_KAFKA_DECODE(where=where, problem="no Confluent wire-format header")
+            raise ERR_KAFKA_DECODE(where=_place(where),
+                                   problem="no Confluent wire-format header")
         _, schema_id = _HEADER.unpack_from(data)
         if schema_id in self._relay_ids and self._relay_reader is not None:
             try:
                 return RELAY_EVENT, self._relay_reader.decode(data, _HEADER.size)
             except (IndexError, UnicodeDecodeError, ValueError, struct.error) as exc:
-                raise ERR_KAFKA_DECODE(exc, where=where, problem="body does not match schema "
-                                       f"{RELAY_EVENT} (id {schema_id})") from exc
-        schema = self._reader_schema(schema_id, where)
+                raise ERR_KAFKA_DECODE(exc, where=_place(where), problem="body does not match "
+                                       f"schema {RELAY_EVENT} (id {schema_id})") from exc
+        place = _place(where)
+        schema = self._reader_schema(schema_id, place)
         try:
             record = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size:]), schema.parsed,
                                                 None)
         except (EOFError, ValueError, IndexError, UnicodeDecodeError, TypeError) as exc:
-            raise ERR_KAFKA_DECODE(exc, where=where, problem="body does not match schema "
+            raise ERR_KAFKA_DECODE(exc, where=place, problem="body does not match schema "
                                    f"{schema.name} (id {schema_id})") from exc
         if not isinstance(record, dict):
-            raise ERR_KAFKA_DECODE(where=where, problem="body is not a record")
+            raise ERR_KAFKA_DECODE(where=place, problem="body is not a record")
         return schema.name, record
 
     def _writer_id(self, schema: Schema, topic: str) -> int:
@@ -200,3 +204,7 @@ class AvroCodec:
         schema = Schema.from_raw(schema_id, self.registry.fetch(schema_id))
         self._by_id[schema_id] = schema
         return schema
+
+
+def _place(where: str | tuple[str, int]) -> str:
+    return where if isinstance(where, str) else f"{where[0]}@{where[1]}"

@@ -173,30 +173,72 @@ def _block(b: bytes, i: int) -> tuple[int, int]:
 
 
 class RelayEventDecoder:
-    """RelayEvent bodies back to records; a table's column list is parsed once and reused
-    while its bytes repeat (a byte comparison instead of a parse)."""
+    """RelayEvent bodies back to records. Consecutive rows of one binlog event repeat most of
+    their bytes, so two stretches are remembered with what they decoded to and reused while
+    the bytes repeat (a byte comparison instead of a parse): source..event_index, and
+    timestamp..columns. A table's column list is also kept per table."""
 
     def __init__(self) -> None:
         self._columns: dict[tuple[str, str], tuple[bytes, list[dict[str, Any]]]] = {}
+        self._head: tuple[bytes, tuple[Any, ...]] = (b"\xff", ())
+        self._middle: tuple[bytes, tuple[Any, ...]] = (b"\xff", ())
 
     def decode(self, b: bytes, i: int = 5) -> dict[str, Any]:
         """The record whose body starts at `i` (after the wire-format header)."""
-        long_, str_ = _long, _str
-        source_id, i = str_(b, i)
-        server_id, i = long_(b, i)
-        kind, i = long_(b, i)
-        file, i = str_(b, i)
-        pos, i = long_(b, i)
-        gtid, i = str_(b, i)
-        event_index, i = long_(b, i)
+        long_ = _long
+        head_bytes, head = self._head
+        if b.startswith(head_bytes, i):
+            i += len(head_bytes)
+        else:
+            start = i
+            head, i = self._read_head(b, i)
+            self._head = (b[start:i], head)
+        source_id, server_id, kind, file, pos, gtid, event_index = head
         row_index, i = long_(b, i)
-        ts, i = long_(b, i)
-        schema, i = str_(b, i)
-        table, i = str_(b, i)
-        op_branch, i = long_(b, i)
+        middle_bytes, middle = self._middle
+        if b.startswith(middle_bytes, i):
+            i += len(middle_bytes)
+        else:
+            start = i
+            middle, i = self._read_middle(b, i)
+            self._middle = (b[start:i], middle)
+        ts, schema, table, op, columns = middle
+        before, i = self._image(b, i)
+        after, i = self._image(b, i)
+        query, i = _str(b, i)
+        xb, i = long_(b, i)
+        xid = None
+        if xb:
+            xid, i = long_(b, i)
+        txn_gtid, i = _str(b, i)
+        if i != len(b):
+            raise ValueError(f"{len(b) - i} bytes after the record")
+        return {"source_id": source_id, "server_id": server_id, "kind": kind,
+                "position": {"file": file, "pos": pos, "gtid": gtid,
+                             "event_index": event_index, "row_index": row_index},
+                "timestamp_ms": ts, "schema": schema, "table": table, "op": op,
+                "columns": columns, "before": before, "after": after, "query": query,
+                "xid": xid, "txn_gtid": txn_gtid}
+
+    @staticmethod
+    def _read_head(b: bytes, i: int) -> tuple[tuple[Any, ...], int]:
+        source_id, i = _str(b, i)
+        server_id, i = _long(b, i)
+        kind, i = _long(b, i)
+        file, i = _str(b, i)
+        pos, i = _long(b, i)
+        gtid, i = _str(b, i)
+        event_index, i = _long(b, i)
+        return (source_id, server_id, KINDS[kind], file, pos, gtid, event_index), i
+
+    def _read_middle(self, b: bytes, i: int) -> tuple[tuple[Any, ...], int]:
+        ts, i = _long(b, i)
+        schema, i = _str(b, i)
+        table, i = _str(b, i)
+        op_branch, i = _long(b, i)
         op = None
         if op_branch:
-            o, i = long_(b, i)
+            o, i = _long(b, i)
             op = _OPS[o]
         cached = self._columns.get((schema, table))
         if cached is not None and b.startswith(cached[0], i):
@@ -207,22 +249,7 @@ class RelayEventDecoder:
             columns, i = self._read_columns(b, i)
             if columns:
                 self._columns[(schema, table)] = (b[start:i], columns)
-        before, i = self._image(b, i)
-        after, i = self._image(b, i)
-        query, i = str_(b, i)
-        xb, i = long_(b, i)
-        xid = None
-        if xb:
-            xid, i = long_(b, i)
-        txn_gtid, i = str_(b, i)
-        if i != len(b):
-            raise ValueError(f"{len(b) - i} bytes after the record")
-        return {"source_id": source_id, "server_id": server_id, "kind": KINDS[kind],
-                "position": {"file": file, "pos": pos, "gtid": gtid,
-                             "event_index": event_index, "row_index": row_index},
-                "timestamp_ms": ts, "schema": schema, "table": table, "op": op,
-                "columns": columns, "before": before, "after": after, "query": query,
-                "xid": xid, "txn_gtid": txn_gtid}
+        return (ts, schema, table, op, columns), i
 
     @staticmethod
     def _read_columns(b: bytes, i: int) -> tuple[list[dict[str, Any]], int]:
@@ -244,33 +271,52 @@ class RelayEventDecoder:
 
     @staticmethod
     def _image(b: bytes, i: int) -> tuple[list[Any] | None, int]:
-        branch, i = _long(b, i)
-        if not branch:
-            return None, i
+        # the hot loop of the consumer: one- and two-byte varints are read inline
+        if b[i] == 0:
+            return None, i + 1
+        i += 1
         out: list[Any] = []
+        append = out.append
         while True:
             count, i = _block(b, i)
             if count == 0:
                 return out, i
             for _ in range(count):
                 u = b[i]
-                i += 1
                 if u == 0:
-                    out.append(None)
+                    append(None)
+                    i += 1
                 elif u == 2:
-                    v, i = _long(b, i)
-                    out.append(v)
+                    n = b[i + 1]
+                    if n < 0x80:
+                        append((n >> 1) ^ -(n & 1))
+                        i += 2
+                    else:
+                        v, i = _long(b, i + 1)
+                        append(v)
                 elif u == 6:
-                    s, i = _str(b, i)
-                    out.append(s)
+                    n = b[i + 1]  # the length, zig-zag encoded
+                    if n < 0x80:
+                        i += 2
+                    elif b[i + 2] < 0x80:
+                        n = (n & 0x7F) | (b[i + 2] << 7)
+                        i += 3
+                    else:
+                        n, i = _long(b, i + 1)
+                        n <<= 1  # back to the zig-zag form the short cases hold
+                    j = i + (n >> 1)
+                    if n < 0 or n & 1 or j > len(b):
+                        raise ValueError("a string runs past the end of the message")
+                    append(b[i:j].decode())
+                    i = j
                 elif u == 4:
-                    out.append(_UNPACK_DOUBLE(b, i)[0])
-                    i += 8
+                    append(_UNPACK_DOUBLE(b, i + 1)[0])
+                    i += 9
                 else:
-                    n, i = _long(b, i)
+                    n, i = _long(b, i + 1)
                     if n < 0 or i + n > len(b):
                         raise ValueError("bytes run past the end of the message")
-                    out.append(b[i:i + n])
+                    append(b[i:i + n])
                     i += n
 
 

@@ -19,7 +19,7 @@ def change(op: str, before: tuple[object, ...] | None, after: tuple[object, ...]
 def test_inserts_merge_into_one_statement_and_safe_mode_replaces() -> None:
     changes = [change(INSERT, None, (1, "a")), change(INSERT, None, (2, None))]
     assert render(changes, safe=False) == [
-        ("INSERT INTO `db`.`t` (`id`, `v`) VALUES (%s, %s), (%s, %s)", [1, "a", 2, None])]
+        ("INSERT INTO `db`.`t` (`id`, `v`) VALUES (1, 'a'), (2, NULL)", None)]
     assert render(changes, safe=True)[0][0].startswith("REPLACE INTO `db`.`t`")
     assert len(render(changes, safe=False, multiple_rows=False)) == 2
 
@@ -30,7 +30,7 @@ def test_update_by_key_and_safe_mode_delete_plus_replace() -> None:
         ("UPDATE `db`.`t` SET `id` = %s, `v` = %s WHERE `id` = %s LIMIT 1", [1, "b", 1])]
     assert render([up], safe=True) == [
         ("DELETE FROM `db`.`t` WHERE `id` = %s LIMIT 1", [1]),
-        ("REPLACE INTO `db`.`t` (`id`, `v`) VALUES (%s, %s)", [1, "b"])]
+        ("REPLACE INTO `db`.`t` (`id`, `v`) VALUES (1, 'b')", None)]
 
 
 def test_delete_without_key_matches_every_column_and_nulls() -> None:
