@@ -33,6 +33,7 @@ class ConsumerProcess:
                     "KDM_TOPIC_PREFIX": kafka.topic_prefix}
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        self.children_killed = 0
 
     def start(self) -> None:
         import os
@@ -42,8 +43,13 @@ class ConsumerProcess:
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            children = _children(self.proc.pid)
+            self.children_killed += len(children)
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+            # the relay reader process of each subtask notices its parent is gone
+            wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 10,
+                     f"the killed consumer's child processes {children} to exit")
 
     def stop(self) -> int | None:
         if self.proc is None:
@@ -55,6 +61,19 @@ class ConsumerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.proc.returncode
+
+
+def _children(pid: int) -> list[int]:
+    """PIDs of the processes whose parent is `pid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 @pytest.fixture
@@ -89,6 +108,7 @@ def test_sigkill_at_random_points_under_load(
         wait_for(lambda: same_tables(endpoints, (upstream_db, "t"), (downstream_db, "t")),
                  90, "the downstream to match the upstream after the kills")
         assert consumer.stop() == 0
+    assert consumer.children_killed > 0  # the reader processes' exit was checked
 
 
 def _replay(kafka: KafkaConfig, task: str, source: str, *args: str) -> None:
