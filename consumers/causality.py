@@ -61,31 +61,29 @@ def change_keys(change: RowChange, unique_keys: UniqueKeys) -> list[str]:
     return keys
 
 
-_INDEXES: dict[tuple[int, int], tuple[RowChange, UniqueKeys, list[tuple[str, tuple[int, ...]]]]
-               ] = {}
-_LAST: list[tuple[RowChange, UniqueKeys, list[tuple[str, tuple[int, ...]]]] | None] = [None]
+_Indexes = tuple[RowChange, UniqueKeys, list[tuple[str, tuple[int, ...]]]]
+_INDEXES: dict[tuple[int, int], _Indexes] = {}
+_LAST: list[_Indexes | None] = [None]
 
 
 def _indexes(change: RowChange, unique_keys: UniqueKeys) -> list[tuple[str, tuple[int, ...]]]:
     """(key text prefix, column positions) of each unique key the change's columns cover;
     computed once per table, column list and keys (the hot path passes the same objects
-    again and again, so they are remembered by identity)."""
-    last = _LAST[0]  # nearly always the same table as the change before
-    if last is not None and last[0].columns is change.columns and last[1] is unique_keys \
-            and last[0].table == change.table and last[0].schema == change.schema:
-        return last[2]
-    slot = (id(change.columns), id(unique_keys))
-    found = _INDEXES.get(slot)
-    if found is not None and found[0].columns is change.columns and found[1] is unique_keys \
-            and found[0].table == change.table and found[0].schema == change.schema:
-        _LAST[0] = found
-        return found[2]
+    again and again, so they are remembered by identity; the last one is tried first, as
+    the change before is nearly always of the same table)."""
+    for found in (_LAST[0], _INDEXES.get((id(change.columns), id(unique_keys)))):
+        if found is not None and found[0].columns is change.columns and \
+                found[1] is unique_keys and found[0].table == change.table and \
+                found[0].schema == change.schema:
+            _LAST[0] = found
+            return found[2]
     if len(_INDEXES) > 10_000:
         _INDEXES.clear()
     index = {name: i for i, name in enumerate(change.columns)}
     indexes = [(f"{change.schema}.{change.table}|{name}|", tuple(index[c] for c in columns))
                for name, columns in unique_keys if all(c in index for c in columns)]
-    _INDEXES[slot] = _LAST[0] = (change, unique_keys, indexes)
+    _INDEXES[(id(change.columns), id(unique_keys))] = _LAST[0] = (change, unique_keys,
+                                                                   indexes)
     return indexes
 
 

@@ -30,6 +30,7 @@ from confluent_kafka import KafkaError, TopicPartition
 from kdm.avro import AvroCodec
 from kdm.config.service import KafkaConfig
 from kdm.errors import ERR_SYNC_INTERNAL, KdmError
+from kdm.relay_log import open_consumer
 
 BATCH = 2000
 POLL_SECONDS = 0.05
@@ -66,11 +67,12 @@ class Feed:
         except (EOFError, OSError) as exc:
             raise ERR_SYNC_INTERNAL(f"the relay reader process (pid {self.process.pid}) "
                                     f"stopped: exit code {self.process.exitcode}") from exc
-        if items and items[0][0] == "layout":
-            for item in [i for i in items if i[0] == "layout"]:
-                self.layouts[item[1]] = item[2]
-            items = [i for i in items if i[0] != "layout"]
-        return items
+        announced = 0
+        while announced < len(items) and items[announced][0] == "layout":
+            _, number, layout = items[announced]
+            self.layouts[number] = layout
+            announced += 1
+        return items[announced:] if announced else items
 
     def close(self) -> None:
         """Stop the child (by PID) and wait for it."""
@@ -127,8 +129,6 @@ class Decoder:
 
 def _child(conn: Connection, kafka: KafkaConfig, topic: str, start: int,
            parent: int) -> None:
-    from kdm.relay_log import open_consumer
-
     decoder = Decoder(topic)
     consumer = open_consumer(kafka, **{"auto.offset.reset": "error"})
     consumer.assign([TopicPartition(topic, 0, start)])

@@ -245,8 +245,7 @@ class Subtask:
                 offset = item[0]
                 if len(item) == 5:  # a ROW record: (offset, ts_ms, layout, before, after)
                     _, ts_ms, number, before, after = item
-                    if ts_ms > stats.newest_ts_ms:
-                        stats.newest_ts_ms = ts_ms
+                    stats.row_seen(ts_ms)
                     pending.ts_ms = ts_ms
                     layout = layouts[number]
                     if layout.columns is not tracked:

@@ -29,8 +29,12 @@ class SyncStats:
         """A relay record read (not yet applied)."""
         if record["kind"] != "ROW":
             self.newest_position = Position.from_dict(record["position"])
-        if record["timestamp_ms"] > self.newest_ts_ms:
-            self.newest_ts_ms = record["timestamp_ms"]
+        self.row_seen(record["timestamp_ms"])
+
+    def row_seen(self, ts_ms: int) -> None:
+        """A ROW record read, by its upstream time (the hot path has no record dict)."""
+        if ts_ms > self.newest_ts_ms:
+            self.newest_ts_ms = ts_ms
 
     def applied(self, rows: int, position: str, ts_ms: int) -> None:
         """A round applied downstream."""
