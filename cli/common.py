@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -48,3 +50,31 @@ def start_offset(reader: TopicReader, offset: int | None = None, timestamp: str 
     if gtid is not None:
         return reader.find(after_position(Position("", 0, gtid), use_gtid=True))
     return reader.bounds()[0]
+
+
+def serve_metrics(port: int) -> None:
+    """Serve Prometheus metrics on `port` (0: not at all)."""
+    if port:
+        from prometheus_client import start_http_server
+        start_http_server(port)
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: services finish their work in flight and exit."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def run_threads(targets: list[tuple[Callable[[threading.Event], None], str]],
+                stop: threading.Event) -> None:
+    """Run each `target(stop)` in a named thread until all have returned."""
+    threads = [threading.Thread(target=target, args=(stop,), name=name)
+               for target, name in targets]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        stop.wait(0.5)
+    for thread in threads:
+        thread.join()

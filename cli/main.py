@@ -12,10 +12,11 @@ from typing import Any
 import click
 
 from cli.common import emit
+from cli.coordinator import coordinator
+from cli.master import COMMANDS as MASTER_COMMANDS
 from cli.relay import pause_relay, producer, read_topic, resume_relay
 from cli.stack import stack
-from cli.status import query_status
-from cli.sync import consumer, handle_error, operate_schema, pause_task, replay, resume_task
+from cli.sync import consumer, handle_error, operate_schema, replay
 from kdm.config import load_service, load_source, load_task
 from kdm.config.secret import decrypt, encrypt
 from kdm.errors import KdmError
@@ -73,6 +74,6 @@ def check_config(kind: str, files: tuple[Path, ...]) -> None:
         sys.exit(1)
 
 
-for command in (stack, producer, pause_relay, resume_relay, read_topic, query_status, consumer,
-                pause_task, resume_task, replay, handle_error, operate_schema):
+for command in (stack, coordinator, producer, pause_relay, resume_relay, read_topic, consumer,
+                replay, handle_error, operate_schema, *MASTER_COMMANDS):
     main.add_command(command)

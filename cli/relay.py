@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import json
-import signal
-import threading
 from typing import Any
 
 import click
 
-from cli.common import config_option, emit, kafka_config, start_offset
+from cli.common import (
+    config_option,
+    emit,
+    kafka_config,
+    run_threads,
+    serve_metrics,
+    start_offset,
+    stop_on_signals,
+)
 from kdm import log
 from kdm.config import load_source
 from kdm.relay_log import TopicReader
-from kdm.stages import Stage, relay_key, request
+from kdm.stages import Stage, host_id, relay_key, request
 from kdm.topics import Topics
 from producers.settings import RelaySettings
 
@@ -24,8 +30,11 @@ def producer() -> None:
 
 
 @producer.command("run")
-@click.option("-s", "--source", "sources", multiple=True, required=True,
-              type=click.Path(exists=True, dir_okay=False), help="source.yaml (repeatable).")
+@click.option("-s", "--source", "sources", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Relay this source.yaml here, outside the control plane (repeatable). "
+              "Without it, run as a worker: the sources operate-source registered.")
+@click.option("--name", default="", help="Worker name in query-status (default host:pid).")
 @config_option
 @click.option("--metrics-port", type=int, default=0, help="Serve Prometheus metrics here.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning"]))
@@ -33,29 +42,23 @@ def producer() -> None:
               show_default=True, help="Commit a Kafka transaction after this many records.")
 @click.option("--commit-interval", type=float, default=RelaySettings.commit_seconds,
               show_default=True, help="... or after this many seconds.")
-def producer_run(sources: tuple[str, ...], config_path: str | None, metrics_port: int,
-                 log_level: str, batch_records: int, commit_interval: float) -> None:
-    """Relay each source's binlog into its relay topic until SIGTERM/SIGINT."""
+def producer_run(sources: tuple[str, ...], name: str, config_path: str | None,
+                 metrics_port: int, log_level: str, batch_records: int,
+                 commit_interval: float) -> None:
+    """Relay sources' binlogs into their relay topics until SIGTERM/SIGINT."""
     from producers.relay import Relay
+    from producers.worker import ProducerWorker
 
     log.setup(log_level)
     kafka = kafka_config(config_path)
     settings = RelaySettings(batch_records=batch_records, commit_seconds=commit_interval)
+    serve_metrics(metrics_port)
+    stop = stop_on_signals()
+    if not sources:
+        ProducerWorker(kafka, name or host_id(), settings).run(stop)
+        return
     relays = [Relay(load_source(path), kafka, settings) for path in sources]
-    if metrics_port:
-        from prometheus_client import start_http_server
-        start_http_server(metrics_port)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    threads = [threading.Thread(target=relay.run, args=(stop,), name=relay.source.source_id)
-               for relay in relays]
-    for thread in threads:
-        thread.start()
-    while any(thread.is_alive() for thread in threads):
-        stop.wait(0.5)
-    for thread in threads:
-        thread.join()
+    run_threads([(relay.run, relay.source.source_id) for relay in relays], stop)
 
 
 def _stage_verb(stage: Stage, verb: str, sources: tuple[str, ...],

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
 
 import click
 from confluent_kafka import Consumer, TopicPartition
 
-from cli.common import config_option, emit, kafka_config, start_offset
+from cli.common import (
+    config_option,
+    emit,
+    kafka_config,
+    run_threads,
+    serve_metrics,
+    start_offset,
+    stop_on_signals,
+)
 from kdm import log
 from kdm.config import load_task
 from kdm.errors import ERR_KAFKA_ADMIN
 from kdm.position import Position
 from kdm.relay_log import TopicReader, open_consumer
-from kdm.stages import Stage, request
+from kdm.stages import Stage, host_id, request
 from kdm.topics import Topics
 
 
@@ -25,65 +31,32 @@ def consumer() -> None:
 
 
 @consumer.command("run")
-@click.option("--task", "task_path", required=True,
-              type=click.Path(exists=True, dir_okay=False), help="task.yaml")
+@click.option("--task", "task_path", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Run this task.yaml's subtasks here, outside the control plane. Without "
+              "it, run as a worker: the subtasks start-task registered, by group membership.")
 @click.option("-s", "--source", "sources", multiple=True,
-              help="Run only these sources' subtasks (default: all of the task).")
+              help="With --task: only these sources' subtasks (default: all of the task).")
+@click.option("--name", default="", help="Worker name in query-status (default host:pid).")
 @config_option
 @click.option("--metrics-port", type=int, default=0, help="Serve Prometheus metrics here.")
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning"]))
-def consumer_run(task_path: str, sources: tuple[str, ...], config_path: str | None,
-                 metrics_port: int, log_level: str) -> None:
-    """Apply each subtask's relay topic to the downstream until SIGTERM/SIGINT."""
+def consumer_run(task_path: str | None, sources: tuple[str, ...], name: str,
+                 config_path: str | None, metrics_port: int, log_level: str) -> None:
+    """Apply subtasks' relay topics to the downstream until SIGTERM/SIGINT."""
     from consumers.runner import SubtaskRunner
+    from consumers.worker import ConsumerWorker
 
     log.setup(log_level)
     kafka = kafka_config(config_path)
+    serve_metrics(metrics_port)
+    stop = stop_on_signals()
+    if task_path is None:
+        ConsumerWorker(kafka, name or host_id()).run(stop)
+        return
     task = load_task(task_path)
     chosen = sources or tuple(inst.source_id for inst in task.mysql_instances)
-    runners = [SubtaskRunner(task, source, kafka) for source in chosen]
-    if metrics_port:
-        from prometheus_client import start_http_server
-        start_http_server(metrics_port)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    threads = [threading.Thread(target=r.run, args=(stop,), name=r.key) for r in runners]
-    for thread in threads:
-        thread.start()
-    while any(thread.is_alive() for thread in threads):
-        stop.wait(0.5)
-
-
-def _subtask_verb(stage: Stage, verb: str, task: str, sources: tuple[str, ...],
-                  config_path: str | None) -> None:
-    from consumers.runner import subtask_key
-
-    kafka = kafka_config(config_path)
-    results = []
-    for source in sources:
-        request(kafka, subtask_key(task, source), stage, verb)
-        results.append({"result": True, "msg": "", "source": source, "worker": ""})
-    emit({"op": verb.replace("-", "_").title().replace("_", ""), "result": True, "msg": "",
-          "sources": results})
-
-
-@click.command("pause-task")
-@click.argument("task")
-@click.option("-s", "--source", "sources", multiple=True, required=True, help="Source id.")
-@config_option
-def pause_task(task: str, sources: tuple[str, ...], config_path: str | None) -> None:
-    """Pause a task's subtasks on the given sources (the round in flight finishes)."""
-    _subtask_verb(Stage.PAUSED, "pause-task", task, sources, config_path)
-
-
-@click.command("resume-task")
-@click.argument("task")
-@click.option("-s", "--source", "sources", multiple=True, required=True, help="Source id.")
-@config_option
-def resume_task(task: str, sources: tuple[str, ...], config_path: str | None) -> None:
-    """Resume a task's paused subtasks (also after an error)."""
-    _subtask_verb(Stage.RUNNING, "resume-task", task, sources, config_path)
+    run_threads([(SubtaskRunner(task, source, kafka).run, f"subtask/{source}")
+                 for source in chosen], stop)
 
 
 @click.command("replay")
@@ -137,8 +110,7 @@ def handle_error(task: str, op: str, sqls: tuple[str, ...], sources: tuple[str, 
     `kdm handle-error t replace -s s1 "ALTER TABLE db.t ADD c INT"`."""
     import time
 
-    from consumers.runner import subtask_key
-    from kdm.stages import write
+    from kdm.stages import subtask_key, write
 
     if op == "replace" and not sqls:
         raise click.UsageError("replace needs the statements to run instead")

@@ -26,12 +26,9 @@ from typing import Any, NamedTuple
 
 from pymysql.converters import escape_item, escape_string
 
+from kdm.schema_sql import quote_name as quote
+
 INSERT, UPDATE, DELETE = "INSERT", "UPDATE", "DELETE"
-
-
-def quote(name: str) -> str:
-    """A backquoted identifier."""
-    return "`" + name.replace("`", "``") + "`"
 
 
 class RowChange(NamedTuple):

@@ -32,10 +32,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.change import quote
 from kdm.errors import ERR_SYNC_CHECKPOINT
+from kdm.meta import CHECKPOINT_TABLE
+from kdm.schema_sql import quote_name as quote
 
-TABLE = "kdm_checkpoint"
+TABLE = CHECKPOINT_TABLE
 GLOBAL_WORKER = -1  # the row of the subtask's own state (tracked schemas, online DDL)
 OUR_METADATA = "kdm:"
 

@@ -61,6 +61,7 @@ from consumers.ddl_scan import (
     scan_rename_table,
 )
 from kdm.errors import ERR_DDL_NO_SCHEMA, ERR_DDL_UNPARSABLE, ERR_DDL_UNSUPPORTED
+from kdm.schema_sql import quote_name as quote
 
 CREATE_DATABASE = "create database"
 DROP_DATABASE = "drop database"
@@ -112,11 +113,6 @@ class DDL:
             at = ref.end
         out.append(self.sql[at:])
         return "".join(out)
-
-
-def quote(name: str) -> str:
-    """A backquoted MySQL identifier."""
-    return "`" + name.replace("`", "``") + "`"
 
 
 def _render_ref(ref: TableRef, rename: Rename) -> str:

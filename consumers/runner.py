@@ -1,5 +1,14 @@
-"""Runs a subtask under its stage: follows `pause-task`/`resume-task` requests, retries
-resumable errors with backoff, pauses on the others, and publishes DM's subtask status."""
+"""Runs a subtask under its stage: follows `pause-task`/`resume-task` requests, pauses on
+every error and auto-resumes the resumable ones, and publishes DM's subtask status.
+
+Errors, as DM's worker and its task checker handle them: any error moves the subtask to
+Paused with the error in `errors` (`result.errors` in query-status). When the source's
+`checker.check-enable` is on and the error's registry entry is resumable, the runner resumes
+it by itself (Paused → Running, no request written) after the wait `kdm.backoff.Backoff`
+gives; a non-resumable error, or any error with the checker off, stays Paused until
+`resume-task`. A `pause-task` while it waits cancels the auto-resume (DM marks the result
+canceled), and a `resume-task` resumes at once.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +20,9 @@ from typing import Any
 from consumers import metrics
 from consumers.subtask import Subtask
 from kdm.avro import AvroCodec
+from kdm.backoff import Backoff
 from kdm.config.service import KafkaConfig
+from kdm.config.source import Checker
 from kdm.config.task import TaskConfig
 from kdm.errors import ERR_SYNC_INTERNAL, ERR_SYNC_STAGE, KdmError
 from kdm.log import Logger
@@ -33,7 +44,8 @@ def subtask_key(task: str, source_id: str) -> str:
 class SubtaskRunner:
     """One subtask under its stage, in a thread of the consumer service."""
 
-    def __init__(self, task: TaskConfig, source_id: str, kafka: KafkaConfig) -> None:
+    def __init__(self, task: TaskConfig, source_id: str, kafka: KafkaConfig,
+                 checker: Checker | None = None) -> None:
         self.task = task
         self.source_id = source_id
         self.kafka = kafka
@@ -44,6 +56,9 @@ class SubtaskRunner:
         self.subtask = Subtask(task, source_id, kafka, self.codec)
         self.log = Logger("sync", task=task.name, source=source_id)
         self._handled = 0
+        self.checker = checker or Checker()
+        self.backoff = Backoff(self.checker)
+        self._resume_at: float | None = None  # monotonic time of the pending auto-resume
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set."""
@@ -52,15 +67,13 @@ class SubtaskRunner:
             return
         reporter = threading.Thread(target=self._report, args=(stop,), daemon=True)
         reporter.start()
-        backoff = 1.0
         try:
             while not stop.is_set():
                 if not self._wants_running(watcher):
                     stop.wait(0.2)
                     continue
                 self._set_stage(Stage.RUNNING)
-                inner = threading.Event()
-                backoff = self._run_once(stop, watcher, inner, backoff)
+                self._run_once(stop, watcher, threading.Event())
         finally:
             watcher.stop()
             reporter.join(5)
@@ -88,8 +101,8 @@ class SubtaskRunner:
                 backoff = min(backoff * 2, BACKOFF_MAX)
         return None
 
-    def _run_once(self, stop: threading.Event, watcher: StageWatcher, inner: threading.Event,
-                  backoff: float) -> float:
+    def _run_once(self, stop: threading.Event, watcher: StageWatcher,
+                  inner: threading.Event) -> None:
         def relay_stop() -> None:
             while not inner.is_set():
                 latest = watcher.latest
@@ -106,34 +119,45 @@ class SubtaskRunner:
             except Exception as exc:  # never let a thread die silently: pause with a code
                 raise ERR_SYNC_INTERNAL(exc, task=self.task.name, source=self.source_id) \
                     from exc
-            return 1.0
         except KdmError as exc:
-            self.errors = [exc]
-            metrics.EXIT_WITH_ERROR.labels(task=self.task.name, source=self.source_id,
-                                           resumable_err=str(exc.spec.resumable).lower()).inc()
-            if exc.spec.resumable:
-                self.log.warning("subtask interrupted, retrying", error=exc.render(),
-                                 wait=backoff)
-                stop.wait(backoff)
-                return min(backoff * 2, BACKOFF_MAX)
-            self.log.error("subtask paused on error", error=exc.render())
-            self._set_stage(Stage.PAUSED)
-            return 1.0
+            self._pause_on(exc)
         finally:
             inner.set()
 
+    def _pause_on(self, exc: KdmError) -> None:
+        """Every error pauses; a resumable one is resumed after the checker's backoff."""
+        self.errors = [exc]
+        metrics.EXIT_WITH_ERROR.labels(task=self.task.name, source=self.source_id,
+                                       resumable_err=str(exc.spec.resumable).lower()).inc()
+        wait = None
+        if self.checker.check_enable and exc.spec.resumable:
+            now = time.monotonic()
+            wait = self.backoff.next(now)
+            self._resume_at = now + wait
+        self.log.error("subtask paused on error", error=exc.render(),
+                       resumable=exc.spec.resumable, auto_resume_in=wait)
+        self._set_stage(Stage.PAUSED)
+
     def _wants_running(self, watcher: StageWatcher) -> bool:
+        """Whether to run now: a new request decides, else a pending auto-resume that is due."""
         request = watcher.latest
-        if request is not None and request.stage in (Stage.PAUSED, Stage.STOPPED):
-            self._set_stage(request.stage)
-            self._handled = request.revision
-            return False
-        if self.stage == Stage.PAUSED and self.errors and (
-                request is None or request.revision == self._handled):
-            return False
+        fresh = request is not None and request.revision != self._handled
         if request is not None:
             self._handled = request.revision
-        return True
+        if request is not None and request.stage in (Stage.PAUSED, Stage.STOPPED):
+            self._resume_at = None
+            self._hold(request.stage)
+            return False
+        if fresh or self.stage != Stage.PAUSED or not self.errors:
+            return True
+        return self._resume_at is not None and time.monotonic() >= self._resume_at
+
+    def _hold(self, stage: Stage) -> None:
+        """Take a requested Paused/Stopped stage. The table has no New → Stopped: a subtask
+        stopped before it ever ran (e.g. this process started while the task was stopped)
+        stays New rather than being reported as a Stopped run that never happened."""
+        if not (self.stage == Stage.NEW and stage == Stage.STOPPED):
+            self._set_stage(stage)
 
     def _set_stage(self, stage: Stage) -> None:
         if stage == self.stage:
@@ -142,6 +166,8 @@ class SubtaskRunner:
                                 source=self.source_id)
         if stage == Stage.RUNNING:
             self.errors = []
+            self._resume_at = None
+            self.backoff.succeeded(time.monotonic())
         self.log.info("subtask stage changed", stage=stage.value)
         self.publish()
 

@@ -28,7 +28,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from consumers import checkpoint, metrics
 from consumers.applier import Applier, Round
 from consumers.causality import Causality, change_keys
-from consumers.change import RowChange, quote
+from consumers.change import RowChange
 from consumers.ddl import parse_ddl
 from consumers.downstream import KeyCache, connect
 from consumers.feed import Feed, Layout
@@ -50,6 +50,7 @@ from kdm.errors import (
 from kdm.log import Logger
 from kdm.position import Position
 from kdm.relay_log import TopicReader, after_position, open_consumer
+from kdm.schema_sql import quote_name as quote
 from kdm.schema_tracker import Tracker
 from kdm.topics import Topics
 

@@ -146,14 +146,7 @@ class KdmError(Exception):
 
     def render(self) -> str:
         """DM's one-line form: header, Message, RawCause and Workaround when non-empty."""
-        spec = self.spec
-        parts = [f"[code={spec.code}:class={spec.cls.value}:scope={spec.scope.value}"
-                 f":level={spec.level.value}]", f"Message: {self.message}"]
-        if self.raw_cause:
-            parts.append(f"RawCause: {self.raw_cause}")
-        if spec.workaround:
-            parts.append(f"Workaround: {spec.workaround}")
-        return ", ".join(parts)
+        return render(self.spec, self.message, self.raw_cause)
 
     def to_dict(self) -> dict[str, Any]:
         """The structured form used in status messages and JSON output."""
@@ -163,6 +156,17 @@ class KdmError(Exception):
             "Message": self.message, "RawCause": self.raw_cause,
             "Workaround": self.spec.workaround,
         }
+
+
+def render(spec: ErrorSpec, message: str, raw_cause: str = "") -> str:
+    """An error's one-line DM form (also for errors read back from a status record)."""
+    parts = [f"[code={spec.code}:class={spec.cls.value}:scope={spec.scope.value}"
+             f":level={spec.level.value}]", f"Message: {message}"]
+    if raw_cause:
+        parts.append(f"RawCause: {raw_cause}")
+    if spec.workaround:
+        parts.append(f"Workaround: {spec.workaround}")
+    return ", ".join(parts)
 
 
 class ConfigError(KdmError):
@@ -472,3 +476,36 @@ ERR_SYNC_RELAY_GAP = declare(
     "(it starts at {low})",
     "The relay's retention removed events this subtask had not applied; re-create the task "
     "from a full dump, or raise the source's purge.expires.")
+ERR_SYNC_ILLEGAL_COMMAND = declare(
+    36011, "SyncIllegalCommand", ErrClass.SYNC_UNIT, Scope.INTERNAL, Level.LOW,
+    "{verb} cannot move a subtask from {current} to {wanted}",
+    "Check the subtask's stage with `kdm query-status <task>`: start-task needs New or "
+    "Stopped, pause-task Running, resume-task Paused, stop-task Running or Paused.")
+
+# -- task precheck, check-task (26xxx) ---------------------------------------------------
+ERR_PRECHECK_OPEN_DB = declare(
+    26001, "TaskCheckOpenDB", ErrClass.TASK_CHECK, Scope.UPSTREAM, Level.HIGH,
+    "failed to open DSN {user}:***@{host}:{port}",
+    "Please check the database connection and the database config in configuration file.")
+ERR_PRECHECK_QUERY = declare(
+    26002, "TaskCheckQuery", ErrClass.TASK_CHECK, Scope.UPSTREAM, Level.MEDIUM,
+    "upstream {address}: `{query}` failed",
+    "Check that the source's user may run the statement shown, or skip the check item with "
+    "ignore-checking-items.")
+# (end of precheck errors)
+
+# -- coordinator and control plane (38xxx) -----------------------------------------------
+ERR_CTL_MASTER = declare(
+    48001, "CtlMasterUnreachable", ErrClass.CTL, Scope.INTERNAL, Level.HIGH,
+    "no coordinator at {addrs} answered: {problems}",
+    "Start one with `kdm coordinator run`, or point --master-addr / $DM_MASTER_ADDR at a "
+    "running coordinator (a comma-separated list tries each).", resumable=True)
+# (end of coordinator errors)
+
+# -- workers and scheduling (40xxx, 46xxx) -----------------------------------------------
+ERR_MEMBERSHIP_FAILED = declare(
+    46001, "SchedulerMembershipFailed", ErrClass.SCHEDULER, Scope.INTERNAL, Level.HIGH,
+    "member {member} of group {group} stopped taking part in the group: {problem}",
+    "The process owns no work any more: restart it, after checking the Kafka cluster's health "
+    "and the group with `kafka-consumer-groups --describe --group <group>`.")
+# (end of worker errors)

@@ -1,8 +1,24 @@
 """Stages of relays and subtasks, their one transition table, and the stages topic.
 
-The transition table is DM's subtask state machine (seed 002 / reference C §5); a relay
-uses the same stages (DM's relay has New, Running, Paused and Stopped). Every stage change
-goes through `transition`, which refuses an illegal move by naming both stages.
+The transition table is DM's subtask state machine, exactly the diagram of seeds 000/002
+(reference C §5.2); a relay uses the same stages (DM's relay has New, Running, Paused and
+Stopped). Every stage change goes through `transition`, which refuses an illegal move by
+naming both stages::
+
+                        error occurs
+            New -----------------------------------+
+             |                resume-task          |
+             |   +-----------------------------+   |
+             v   v                             |   v
+ Finished <- Running --error or pause-task--> Paused
+             ^   |                                 |
+  start task |   | stop task             stop task |
+             |   v                                 |
+            Stopped <------------------------------+
+
+New has no edge to Stopped: a unit that never ran is not reported as Stopped (a runner that
+finds a stop request before it ever ran stays New). What a user's verb may do is narrower
+than the table and lives in `command_transition`.
 
 What a user *asks* for lives on the compacted stages topic (`<prefix>.stages`), one record
 per key: `relay/<source-id>` or `subtask/<task>/<source-id>`. The process that runs the
@@ -24,7 +40,7 @@ from confluent_kafka import Producer
 
 from kdm.avro import AvroCodec
 from kdm.config.service import KafkaConfig
-from kdm.errors import ERR_KAFKA_ADMIN, ErrorSpec, KdmError
+from kdm.errors import ERR_KAFKA_ADMIN, ERR_SYNC_ILLEGAL_COMMAND, ErrorSpec, KdmError
 from kdm.kafka_admin import ensure_topics
 from kdm.relay_log import TopicReader
 from kdm.topics import Topics
@@ -43,7 +59,7 @@ class Stage(Enum):
 
 
 TRANSITIONS: dict[Stage, frozenset[Stage]] = {
-    Stage.NEW: frozenset({Stage.RUNNING, Stage.PAUSED, Stage.STOPPED}),
+    Stage.NEW: frozenset({Stage.RUNNING, Stage.PAUSED}),
     Stage.RUNNING: frozenset({Stage.PAUSED, Stage.STOPPED, Stage.FINISHED}),
     Stage.PAUSED: frozenset({Stage.RUNNING, Stage.STOPPED}),
     Stage.STOPPED: frozenset({Stage.RUNNING}),
@@ -58,9 +74,58 @@ def transition(current: Stage, wanted: Stage, error: ErrorSpec, **fields: Any) -
     raise error(current=current.value, wanted=wanted.value, **fields)
 
 
+VERB_TARGET: dict[str, Stage] = {
+    "start-task": Stage.RUNNING,
+    "pause-task": Stage.PAUSED,
+    "resume-task": Stage.RUNNING,
+    "stop-task": Stage.STOPPED,
+}
+
+# The stages each verb is accepted in: the diagram's labelled edges (New -> Running is the
+# start of a created task; New -> Paused is an error's edge only), plus DM's two no-ops.
+VERB_FROM: dict[str, frozenset[Stage]] = {
+    "start-task": frozenset({Stage.NEW, Stage.STOPPED}),
+    "pause-task": frozenset({Stage.RUNNING, Stage.PAUSED}),
+    "resume-task": frozenset({Stage.PAUSED, Stage.RUNNING}),
+    "stop-task": frozenset({Stage.RUNNING, Stage.PAUSED}),
+}
+
+
+def command_transition(current: Stage, verb: str, **fields: Any) -> Stage:
+    """The stage a user's `verb` asks of a subtask in `current`, or ERR_SYNC_ILLEGAL_COMMAND.
+
+    A verb is accepted only in its `VERB_FROM` stages, and its move is always a table edge:
+    `resume-task` cannot revive a Stopped subtask (the manual says so; that is `start-task`'s
+    job), `pause-task` acts on a Running subtask, nothing leaves Finished. Two verbs are no-ops
+    on the stage they ask for, as in DM, whose scheduler accepts Paused → Paused and Running →
+    Running and writes the same expected stage again: `pause-task` on Paused (for a subtask
+    paused by a resumable error it also cancels the auto-resume, as DM marks the result
+    canceled; the runner does that on seeing the request) and `resume-task` on Running.
+    `start-task` on a Running/Paused subtask and `stop-task` on a Stopped one are refused,
+    as DM refuses to start a task that exists and to stop one it no longer has. An unknown
+    verb is a programming error (ValueError). `fields` (e.g. task, source) ride on the error.
+    """
+    if verb not in VERB_TARGET:
+        raise ValueError(f"unknown verb {verb!r}; expected one of {sorted(VERB_TARGET)}")
+    wanted = VERB_TARGET[verb]
+    if current in VERB_FROM[verb] and (current == wanted or wanted in TRANSITIONS[current]):
+        return wanted
+    raise ERR_SYNC_ILLEGAL_COMMAND(verb=verb, current=current.value, wanted=wanted.value,
+                                   **fields)
+
+
+_worker_name = ""
+
+
+def set_worker_name(name: str) -> None:
+    """Name this process in status records (a worker's `--name`)."""
+    global _worker_name
+    _worker_name = name
+
+
 def host_id() -> str:
-    """This process's name in status records: host:pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process's name in status records: its worker name, else host:pid."""
+    return _worker_name or f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -173,3 +238,8 @@ class StageWatcher:
                     self.ready.set()
                 if self._stop.is_set():
                     return
+
+
+def subtask_key(task: str, source_id: str) -> str:
+    """The stages/status key of a subtask (task and source)."""
+    return f"subtask/{task}/{source_id}"

@@ -57,6 +57,23 @@ class Topics:
                                               ("sources", "tasks", "stages", "status",
                                                               "locks"))]
 
+    def workers(self, role: str) -> TopicSpec:
+        """The membership topic of one worker role: its partitions are the scheduling slots
+        (see kdm/membership.py); nothing is ever written to it."""
+        return TopicSpec(f"{self.prefix}.workers.{role}", 24, "delete", 3_600_000)
+
+    def leader(self) -> TopicSpec:
+        """The coordinator's membership topic: whoever owns its one partition leads."""
+        return TopicSpec(f"{self.prefix}.coordinator", 1, "delete", 3_600_000)
+
+    def worker_group(self, role: str) -> str:
+        """The consumer group the workers of one role join on `workers(role)`."""
+        return f"{self.prefix}.workers.{role}"
+
+    def leader_group(self) -> str:
+        """The consumer group coordinator candidates join on `leader()`."""
+        return f"{self.prefix}.coordinator"
+
     def sync_group(self, task: str, source_id: str) -> str:
         """The consumer group whose committed offsets are a subtask's sync checkpoint."""
         return f"{self.prefix}.sync.{task}.{source_id}"

@@ -115,7 +115,9 @@ class Relay:
     def _wants_running(self, watcher: StageWatcher) -> bool:
         request = watcher.latest
         if request is not None and request.stage in (Stage.PAUSED, Stage.STOPPED):
-            self._set_stage(request.stage)
+            # the table has no New -> Stopped: a relay stopped before it ever ran stays New
+            if not (self.stage == Stage.NEW and request.stage == Stage.STOPPED):
+                self._set_stage(request.stage)
             return False
         if self.stage == Stage.PAUSED and self.errors and (
                 request is None or request.revision == self._handled_revision):

@@ -34,6 +34,7 @@ CHECKING_ITEMS = frozenset({
     "all", "dump_privilege", "replication_privilege", "version", "server_id", "binlog_enable",
     "binlog_format", "binlog_row_image", "table_schema", "schema_of_shard_tables",
     "auto_increment_ID", "binlog_db",
+    "binlog_row_metadata",  # ours: the relay needs FULL row metadata (MariaDB, MySQL 8)
 })
 CONSISTENCY_MODES = ("auto", "none", "flush", "lock", "snapshot")
 
@@ -312,6 +313,10 @@ class TaskConfig:
     def instance(self, source_id: str) -> MySQLInstance:
         """The mysql-instances entry of `source_id`."""
         return next(inst for inst in self.mysql_instances if inst.source_id == source_id)
+
+    def sources(self) -> list[str]:
+        """The task's source ids, in mysql-instances order."""
+        return [inst.source_id for inst in self.mysql_instances]
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ FROZEN = {
     36004: "SyncCheckpoint", 36005: "SyncStageTransition", 36006: "SyncSubtaskNotPaused",
     36007: "SyncSchemaNotTracked", 36008: "SyncMetaAheadOfRelay",
     36009: "SyncInternal", 36010: "SyncRelayGap",
+    36011: "SyncIllegalCommand",
     36101: "SyncRuleInvalid", 36102: "SyncRuleDuplicate", 36103: "SyncRouteConflict",
     36104: "SyncFilterUnknownEvent", 36105: "SyncExpressionInvalid", 36106: "SyncExpressionRow",
     36151: "SyncDDLUnparsable", 36152: "SyncDDLUnsupported", 36153: "SyncDDLNoSchema",
@@ -45,6 +46,12 @@ FROZEN = {
     52004: "KafkaSchemaRegistry", 52005: "KafkaMessageEncode",
     54001: "StackInstall", 54002: "StackStart", 54003: "StackPortTaken", 54004: "StackNotUp",
     54005: "StackSmokeFailed", 54006: "StackPortsChanged",
+    # precheck (26xxx)
+    26001: "TaskCheckOpenDB", 26002: "TaskCheckQuery",
+    # coordinator (38xxx)
+    48001: "CtlMasterUnreachable",
+    # workers and scheduling (40xxx, 46xxx)
+    46001: "SchedulerMembershipFailed",
 }
 
 
