@@ -190,11 +190,12 @@ class Control:
     def operate_task(self, verb: str, name: str, only: list[str]) -> Result:
         """`pause-task`, `resume-task`, `stop-task` on a task's subtasks (all, or `-s`)."""
         entry = self.registry.get("task", name)
-        if entry is None:
+        # a subtask run outside the registry (`kdm consumer run --task`) is known by its status
+        known = entry.task().sources() if entry is not None else self.view.sources_of(name)
+        if not known:
             return failed(f"task {name} does not exist", op=OPS[verb], sources=[])
-        task = entry.task()
         results = [self._operate_subtask(verb, name, source)
-                   for source in task.sources() if not only or source in only]
+                   for source in known if not only or source in only]
         ok = bool(results) and all(r["result"] for r in results)
         msg = "" if ok else ("no such source in the task" if not results
                              else "some subtasks refused the command")

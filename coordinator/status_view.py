@@ -95,6 +95,11 @@ class StatusView:
         record = self.status.snapshot().get(subtask_key(task, source))
         return Stage(record["stage"]) if record else Stage.NEW
 
+    def sources_of(self, task: str) -> list[str]:
+        """The sources whose subtask of `task` has reported, sorted."""
+        return sorted(v["source"] for k, v in self.status.snapshot().items()
+                      if k.startswith("subtask/") and v["name"] == task)
+
     def query(self, task: str | None, sources: list[str], registered: list[str],
               worker: Worker) -> dict[str, Any]:
         """The whole query-status answer."""

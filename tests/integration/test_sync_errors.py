@@ -22,7 +22,7 @@ from tests.integration.sync_support import (
     task_text,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("master_addr")]
 
 
 def cli(kafka: KafkaConfig, *args: str, code: int = 0) -> Any:

@@ -10,7 +10,7 @@ from kdm.stack.stack import Endpoints
 from tests.integration.relay_support import gtid_now, wait_for
 from tests.integration.sync_support import execute, rows, running, task_config, task_text
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("master_addr")]
 
 
 def test_meta_gtid_starts_after_it_and_too_old_a_meta_pauses(
