@@ -6,7 +6,8 @@ the relays of all sources when there is no task. With a task name: `sources[]` w
 `stage`, `unit`, `result`, `unresolvedDDLLockID`, `sync`). With `-s` alone: the sources'
 relay status. Numbers DM prints as strings are strings. Kafka facts are extra fields
 (`topic`, `partition`, `offset`, `events`, `consumerLag`, `secondsBehindMaster`,
-`safeMode`), never replacements.
+`safeMode`), never replacements; so is a subtask's own `worker` (DM runs a source's relay
+and subtasks on one worker, in `sourceStatus.worker`; here they may run on different ones).
 """
 
 from __future__ import annotations
@@ -141,5 +142,6 @@ class StatusView:
                 "sourceStatus": {"source": source, "worker": worker("relay", relay_key(source))
                                  or (relay or {}).get("worker", ""), "result": None,
                                  "relayStatus": relay_status(relay)},
-                "subTaskStatus": [subtask_status(s) for s in raw]})
+                "subTaskStatus": [{**subtask_status(s), "worker": worker(
+                    "sync", subtask_key(s["name"], source))} for s in raw]})
         return {"result": all(r["result"] for r in results), "msg": "", "sources": results}
