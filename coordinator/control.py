@@ -30,7 +30,7 @@ from kdm.errors import ERR_KAFKA_ADMIN, KdmError
 from kdm.kafka_admin import admin_client
 from kdm.meta import remove_checkpoints
 from kdm.registry import Registry, new_entry
-from kdm.stages import Stage, command_transition, relay_key, request, subtask_key
+from kdm.stages import Stage, command_transition, relay_key, subtask_key
 from kdm.topics import Topics
 
 Result = dict[str, Any]
@@ -54,8 +54,10 @@ class Control:
 
     def __init__(self, kafka: KafkaConfig, registry: Registry, status: CompactedTable,
                  stages: CompactedTable, precheck: Callable[..., Result] = check_task,
-                 placement_of: Callable[[KafkaConfig, str], Placement] = placement) -> None:
+                 placement_of: Callable[[KafkaConfig, str], Placement] = placement,
+                 ask: Callable[[str, Stage, str], object] | None = None) -> None:
         self.kafka = kafka
+        self.ask = ask or functools.partial(request, kafka)  # writes a stage request
         self.registry = registry
         self.view = StatusView(status)
         self.stages = stages
@@ -87,7 +89,7 @@ class Control:
                                        " `operate-source stop` it before creating it again")
         if known is None:
             self.registry.write(new_entry("source", cfg.source_id, text, "operate-source"))
-            request(self.kafka, relay_key(cfg.source_id), Stage.RUNNING, "operate-source")
+            self.ask(relay_key(cfg.source_id), Stage.RUNNING, "operate-source")
         return self._source_result(cfg.source_id)
 
     def _stop_source(self, ident: str) -> Result:
@@ -99,7 +101,7 @@ class Control:
         if users:
             return self._source_result(ident, f"source {ident} is used by task(s) "
                                        f"{', '.join(sorted(users))}; stop-task them first")
-        request(self.kafka, relay_key(ident), Stage.STOPPED, "operate-source")
+        self.ask(relay_key(ident), Stage.STOPPED, "operate-source")
         self.registry.write(new_entry("source", ident, entry.yaml, "operate-source",
                                       deleted=True))
         return self._source_result(ident)
@@ -181,7 +183,7 @@ class Control:
         self.registry.write(new_entry("task", task.name, text, "start-task"))
         results = []
         for source in chosen:
-            request(self.kafka, subtask_key(task.name, source), Stage.RUNNING, "start-task")
+            self.ask(subtask_key(task.name, source), Stage.RUNNING, "start-task")
             results.append({"result": True, "msg": "", "source": source,
                             "worker": self._worker("sync", subtask_key(task.name, source))})
         warnings = checked["msg"] if checked["msg"] != "check pass!!!" else ""
@@ -207,7 +209,7 @@ class Control:
             command_transition(self.view.stage(task, source), verb, task=task, source=source)
         except KdmError as exc:
             return {"result": False, "msg": exc.render(), "source": source, "worker": ""}
-        request(self.kafka, key, STAGE_OF[verb], verb)
+        self.ask(key, STAGE_OF[verb], verb)
         return {"result": True, "msg": "", "source": source,
                 "worker": self._worker("sync", key)}
 
