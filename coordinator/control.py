@@ -30,7 +30,7 @@ from kdm.errors import ERR_KAFKA_ADMIN, KdmError
 from kdm.kafka_admin import admin_client
 from kdm.meta import remove_checkpoints
 from kdm.registry import Registry, new_entry
-from kdm.stages import Stage, command_transition, relay_key, subtask_key
+from kdm.stages import Stage, command_transition, relay_key, request, subtask_key
 from kdm.topics import Topics
 
 Result = dict[str, Any]

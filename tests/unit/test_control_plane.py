@@ -16,7 +16,7 @@ from coordinator.status_view import StatusView, result_of
 from coordinator.workers import Placement
 from kdm.config.service import KafkaConfig
 from kdm.errors import ERR_CTL_MASTER, ERR_SYNC_EXEC, KdmError
-from kdm.registry import Entry, new_entry
+from kdm.registry import Entry
 from kdm.stages import Stage, relay_key, subtask_key
 
 CONFIG = Path(__file__).parents[2] / "config"
