@@ -15,6 +15,7 @@ Decisions where DM and Kafka differ:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
