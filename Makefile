@@ -10,6 +10,7 @@ setup:
 demo: setup
 	@$(VENV)/kdm stack up
 	@$(VENV)/kdm stack smoke
+	@$(VENV)/kdm demo
 
 lint: setup
 	@$(VENV)/ruff check .

@@ -13,6 +13,7 @@ import click
 
 from cli.common import emit
 from cli.coordinator import coordinator
+from cli.demo import demo
 from cli.master import COMMANDS as MASTER_COMMANDS
 from cli.relay import pause_relay, producer, read_topic, resume_relay
 from cli.stack import stack
@@ -74,6 +75,6 @@ def check_config(kind: str, files: tuple[Path, ...]) -> None:
         sys.exit(1)
 
 
-for command in (stack, coordinator, producer, pause_relay, resume_relay, read_topic, consumer,
+for command in (stack, demo, coordinator, producer, pause_relay, resume_relay, read_topic, consumer,
                 replay, handle_error, operate_schema, *MASTER_COMMANDS):
     main.add_command(command)
