@@ -150,7 +150,10 @@ class SubtaskRunner:
             return False
         if fresh or self.stage != Stage.PAUSED or not self.errors:
             return True
-        return self._resume_at is not None and time.monotonic() >= self._resume_at
+        if self._resume_at is None or time.monotonic() < self._resume_at:
+            return False
+        self.log.info("subtask resuming automatically", after=self.errors[0].code)
+        return True
 
     def _hold(self, stage: Stage) -> None:
         """Take a requested Paused/Stopped stage. The table has no New → Stopped: a subtask

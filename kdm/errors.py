@@ -509,3 +509,46 @@ ERR_MEMBERSHIP_FAILED = declare(
     "The process owns no work any more: restart it, after checking the Kafka cluster's health "
     "and the group with `kafka-consumer-groups --describe --group <group>`.")
 # (end of worker errors)
+# -- dump and load units (32xxx, 34xxx) --
+ERR_DUMP_UPSTREAM = declare(
+    32001, "DumpUpstream", ErrClass.DUMP_UNIT, Scope.UPSTREAM, Level.HIGH,
+    "upstream {address}: {op} failed",
+    "Check the upstream is up and reachable; the full migration resumes from its finished "
+    "chunks.", resumable=True)
+ERR_DUMP_CONSISTENCY = declare(
+    32002, "DumpConsistency", ErrClass.DUMP_UNIT, Scope.UPSTREAM, Level.HIGH,
+    "cannot open a consistent snapshot with --consistency {mode}: {problem}",
+    "Grant the source's user RELOAD (FLUSH TABLES WITH READ LOCK) or LOCK TABLES, or set the "
+    "mydumpers extra-args to `--consistency auto` (on MariaDB a lock-free snapshot) or "
+    "`--consistency none` (the sync unit then replays the dump window in safe mode).")
+ERR_DUMP_TABLE = declare(
+    32003, "DumpTable", ErrClass.DUMP_UNIT, Scope.UPSTREAM, Level.HIGH,
+    "cannot dump `{schema}`.`{table}`: {problem}",
+    "Check the table on the upstream and the mydumpers `where` setting, then `resume-task`: "
+    "finished chunks are not dumped again.")
+ERR_LOAD_DOWNSTREAM = declare(
+    34001, "LoadDownstream", ErrClass.LOAD_UNIT, Scope.DOWNSTREAM, Level.HIGH,
+    "downstream {address}: {op} failed",
+    "Check the downstream is up and reachable; the full migration resumes from its finished "
+    "chunks.", resumable=True)
+ERR_LOAD_EXEC = declare(
+    34002, "LoadExecSQL", ErrClass.LOAD_UNIT, Scope.DOWNSTREAM, Level.HIGH,
+    "the downstream refused chunk {chunk} of `{schema}`.`{table}`: {problem}",
+    "Fix the downstream table (columns, types, privileges), then `resume-task`: finished "
+    "chunks are not loaded again.")
+ERR_LOAD_CREATE = declare(
+    34003, "LoadCreateTable", ErrClass.LOAD_UNIT, Scope.DOWNSTREAM, Level.HIGH,
+    "cannot create {what} downstream: {problem}",
+    "Create it on the downstream by hand (the upstream's columns, or more), then "
+    "`resume-task`.")
+ERR_LOAD_CHECKPOINT = declare(
+    34004, "LoadCheckpoint", ErrClass.LOAD_UNIT, Scope.DOWNSTREAM, Level.HIGH,
+    "task {task} source {source}: load checkpoint {problem}",
+    "Inspect `<meta-schema>`.kdm_load_checkpoint; `start-task --remove-meta` starts the full "
+    "migration over.")
+ERR_LOAD_INTERNAL = declare(
+    34005, "LoadInternal", ErrClass.LOAD_UNIT, Scope.INTERNAL, Level.HIGH,
+    "full migration of {task}/{source} stopped on an unexpected error",
+    "This is a kdm bug: report it with the log; `resume-task` resumes from the finished "
+    "chunks.")
+# (end of dump and load errors)

@@ -64,6 +64,13 @@ def paused_with(kafka: KafkaConfig, key: str, code: int) -> int | None:
                  if r["stage"] == "Paused" and codes(r) == [code]), None)
 
 
+def pauses(kafka: KafkaConfig, key: str, code: int) -> int:
+    """How many times a Paused status carrying `code` was published (not repeats)."""
+    stages = [(r["stage"], codes(r)) for r in history(kafka, key)]
+    return sum(1 for i, s in enumerate(stages) if s == ("Paused", [code])
+               and (i == 0 or stages[i - 1] != s))
+
+
 def meta_task(endpoints: Endpoints, name: str, source: str, up: str, down: str,
               meta: str) -> Any:
     """An incremental task of `up` routed to `down`, starting after GTID set `meta`."""
@@ -76,11 +83,13 @@ def meta_task(endpoints: Endpoints, name: str, source: str, up: str, down: str,
 @contextmanager
 def subtask(endpoints: Endpoints, kafka: KafkaConfig, source: str, up: str, down: str,
             meta: str, checker: Checker) -> Iterator[SubtaskRunner]:
-    """A relay from now and, under it, a subtask of a task starting after `meta`."""
+    """A relay from now and, under it, a subtask of a task starting after `meta`; an empty
+    `meta` is the upstream's next transaction, which the relay cannot have yet."""
     execute(endpoints, up, "CREATE TABLE t (id INT PRIMARY KEY)")
     execute(endpoints, down, "CREATE TABLE t (id INT PRIMARY KEY)", side="down")
-    task = meta_task(endpoints, f"ar-{source}", source, up, down, meta)
-    with running(endpoints, kafka, [source], gtid_now(endpoints)) as units:
+    start = gtid_now(endpoints)
+    task = meta_task(endpoints, f"ar-{source}", source, up, down, meta or next_gtid(start))
+    with running(endpoints, kafka, [source], start) as units:
         runner = SubtaskRunner(task, source, kafka, checker=checker)
         thread = threading.Thread(target=runner.run, args=(units["stop"],), daemon=True)
         thread.start()
@@ -105,10 +114,9 @@ def test_a_resumable_error_pauses_then_resumes_by_itself(
         unique: str) -> None:
     source = f"ar-{unique}"
     key = subtask_key(f"ar-{source}", source)
-    meta = next_gtid(gtid_now(endpoints))
-    with subtask(endpoints, kafka, source, upstream_db, downstream_db, meta, FAST) as runner:
-        wait_for(lambda: paused_with(kafka, key, ERR_SYNC_META_AHEAD.code) is not None, 60,
-                 "a published Paused status with the meta-ahead error")
+    with subtask(endpoints, kafka, source, upstream_db, downstream_db, "", FAST) as runner:
+        wait_for(lambda: pauses(kafka, key, ERR_SYNC_META_AHEAD.code) >= 2, 60,
+                 "a Paused status with the meta-ahead error, then another after a retry")
         write_past_meta(endpoints, upstream_db)
         wait_for(lambda: same_tables(endpoints, (upstream_db, "t"), (downstream_db, "t")), 60,
                  "the rows after meta")
@@ -147,9 +155,8 @@ def test_with_the_checker_off_a_resumable_error_waits_for_resume_task(
         unique: str) -> None:
     source = f"off-{unique}"
     key = subtask_key(f"ar-{source}", source)
-    meta = next_gtid(gtid_now(endpoints))
     off = Checker(check_enable=False, backoff_min=Duration(0.5), backoff_jitter=False)
-    with subtask(endpoints, kafka, source, upstream_db, downstream_db, meta, off) as runner:
+    with subtask(endpoints, kafka, source, upstream_db, downstream_db, "", off) as runner:
         wait_for(lambda: paused_with(kafka, key, ERR_SYNC_META_AHEAD.code) is not None, 60,
                  "a published Paused status with the meta-ahead error")
         write_past_meta(endpoints, upstream_db)

@@ -52,6 +52,10 @@ FROZEN = {
     48001: "CtlMasterUnreachable",
     # workers and scheduling (40xxx, 46xxx)
     46001: "SchedulerMembershipFailed",
+    # dump and load (32xxx, 34xxx)
+    32001: "DumpUpstream", 32002: "DumpConsistency", 32003: "DumpTable",
+    34001: "LoadDownstream", 34002: "LoadExecSQL", 34003: "LoadCreateTable",
+    34004: "LoadCheckpoint", 34005: "LoadInternal",
 }
 
 
