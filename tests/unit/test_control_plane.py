@@ -309,3 +309,13 @@ def test_the_client_passes_over_standbys_to_the_leader() -> None:
     finally:
         standby.stop()
         leader.stop()
+
+
+def test_config_import_creates_sources_then_starts_tasks() -> None:
+    h = Harness()
+    result = h.control.import_configs({S1: SOURCE}, {"demo": TASK})
+    assert result["result"] is True and result["tasks"][0]["sources"][0]["source"] == S1
+    assert h.registry.get("source", S1) is not None and h.registry.get("task", "demo")
+    assert [key for key, _, _ in h.asked] == [relay_key(S1), subtask_key("demo", S1)]
+    broken = Harness().control.import_configs({"x": "source-id: x\nbogus: 1\n"}, {})
+    assert broken["result"] is False and broken["msg"] == "importing sources failed"
