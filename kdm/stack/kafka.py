@@ -96,7 +96,7 @@ class KafkaBroker:
         return process.stop(self.pid_path, str(self.config_path), timeout=60)
 
     def _ready(self) -> bool:
-        if self.running_pid() is None:
+        if process.exited(self.pid_path, str(self.config_path)):
             raise ERR_STACK_START(component="kafka (process exited)", seconds=0, log=self.log_path)
         if not process.port_open("127.0.0.1", self.port):
             return False

@@ -135,7 +135,7 @@ class MariaDB:
         return argv + list(BINLOG_OPTIONS) if self.binlog else argv
 
     def _ready(self) -> bool:
-        if self.running_pid() is None:
+        if process.exited(self.pid_path, str(self.socket)):
             raise ERR_STACK_START(component=f"mariadb {self.name} (process exited)", seconds=0,
                                   log=self.log_path)
         if not self.socket.exists():

@@ -65,6 +65,22 @@ def running_pid(pid_path: Path, marker: str) -> int | None:
     return pid if pid is not None and is_ours(pid, marker) else None
 
 
+def exited(pid_path: Path, marker: str) -> bool:
+    """Whether the process recorded in `pid_path` has really gone (or was never ours).
+
+    Right after a spawn a live process can show an empty command line for a moment (the
+    java launcher re-executes itself), which `running_pid` cannot tell from a stranger; a
+    readiness check must not take that moment for an exit."""
+    pid = read_pid(pid_path)
+    if pid is None or is_ours(pid, marker):
+        return pid is None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z" or cmdline(pid) not in ([], [""])
+
+
 def stop(pid_path: Path, marker: str, timeout: float = 30.0) -> bool:
     """SIGTERM the recorded process, SIGKILL it after `timeout`; True if one was stopped."""
     pid = running_pid(pid_path, marker)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from kdm.stack import process
 
@@ -35,3 +36,21 @@ def test_ports() -> None:
     port = process.free_port()
     assert 1024 < port < 65536 and not process.port_open("127.0.0.1", port)
     assert process.wait_until(lambda: True, 0.1) and not process.wait_until(lambda: False, 0.3)
+
+
+def test_exited_tells_a_process_mid_exec_from_a_gone_one(tmp_path: Path,
+                                                        monkeypatch: Any) -> None:
+    pid_path = tmp_path / "p.pid"
+    assert process.exited(pid_path, "marker-c")  # never started
+    pid = process.spawn([*SLEEPER, "marker-c"], tmp_path / "out.log", pid_path)
+    try:
+        assert not process.exited(pid_path, "marker-c")
+        assert process.exited(pid_path, "another-marker")  # alive, but a stranger
+        # the java launcher re-executing itself shows an empty command line for a moment
+        monkeypatch.setattr(process, "cmdline", lambda _pid: [""])
+        assert not process.exited(pid_path, "marker-c")
+        monkeypatch.undo()
+    finally:
+        process.stop(pid_path, "marker-c", timeout=5)
+    pid_path.write_text(f"{pid}\n")
+    assert process.exited(pid_path, "marker-c")
