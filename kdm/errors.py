@@ -500,6 +500,53 @@ ERR_CTL_MASTER = declare(
     "no coordinator at {addrs} answered: {problems}",
     "Start one with `kdm coordinator run`, or point --master-addr / $DM_MASTER_ADDR at a "
     "running coordinator (a comma-separated list tries each).", resumable=True)
+# 38001-38029: shard-DDL locks (coordinator/shardddl).
+_LOCKS = "Run `kdm show-ddl-locks` to see the lock's owner, DDLs and synced/unsynced sources."
+ERR_SHARD_DDL_DIFFERENT = declare(
+    38001, "ShardDDLDifferent", ErrClass.COORDINATOR, Scope.UPSTREAM, Level.HIGH,
+    "sharding ddls {lock_ddls} in ddl lock {lock} is different with {ddls} from source {source}",
+    "Pessimistic mode needs every shard to run the same DDLs in the same order: replace the "
+    "differing source's DDL with `handle-error <task> replace -s <source>`, then resume-task. "
+    + _LOCKS)
+ERR_SHARD_LOCK_NOT_FOUND = declare(
+    38002, "ShardDDLLockNotFound", ErrClass.COORDINATOR, Scope.INTERNAL, Level.LOW,
+    "lock with ID {lock} not found", "Please use show-ddl-locks command to see lock id.")
+ERR_SHARD_LOCK_RESOLVED = declare(
+    38003, "ShardDDLLockResolved", ErrClass.COORDINATOR, Scope.INTERNAL, Level.LOW,
+    "lock {lock} is resolving: every source had done its operation, the lock is removed now",
+    "Nothing is left to unlock; check the subtasks with `kdm query-status`.")
+ERR_SHARD_OWNER_NOT_WAITING = declare(
+    38004, "ShardDDLOwnerNotWaiting", ErrClass.COORDINATOR, Scope.INTERNAL, Level.LOW,
+    "owner {owner} is not waiting for a lock, but sources {synced} are waiting for the lock "
+    "{lock}",
+    "Give --owner one of the synced sources; replace the owner only when the original owner "
+    "was removed from the task. " + _LOCKS)
+ERR_SHARD_OWNER_NOT_DONE = declare(
+    38005, "ShardDDLOwnerNotDone", ErrClass.COORDINATOR, Scope.INTERNAL, Level.HIGH,
+    "the owner {owner} of the lock {lock} has not done the operation",
+    "Check the owner's subtask with `kdm query-status` (a downstream error pauses it), fix it "
+    "and run unlock-ddl-lock again; --force-remove removes the lock even if the owner fails.")
+ERR_SHARD_OPTIMISTIC_CONFLICT = declare(
+    38006, "ShardDDLOptimisticConflict", ErrClass.COORDINATOR, Scope.UPSTREAM, Level.HIGH,
+    "fail to try sync the optimistic shard ddl lock {lock}: {problem}",
+    "Make the definition the same on every shard (type, default, index columns), as "
+    "optimistic mode requires, or replace the DDL with `handle-error <task> replace`; then "
+    "resume-task. " + _LOCKS)
+ERR_SHARD_DDL_UNSUPPORTED = declare(
+    38007, "ShardDDLUnsupported", ErrClass.COORDINATOR, Scope.UPSTREAM, Level.HIGH,
+    "{mode} shard DDL `{sql}` is not supported: {problem}",
+    "Replace the statement with supported ones (`handle-error <task> replace`), as the "
+    "shard-merge restrictions require, then resume-task.")
+ERR_SHARD_DDL_INFO = declare(
+    38008, "ShardDDLInfoInvalid", ErrClass.COORDINATOR, Scope.INTERNAL, Level.HIGH,
+    "shard DDL info from {source} for lock {lock} is invalid: {problem}",
+    "This is a kdm bug: report it with the sync consumer's log.")
+ERR_SHARD_LOCK_LOAD = declare(
+    38009, "ShardDDLLockLoad", ErrClass.COORDINATOR, Scope.INTERNAL, Level.HIGH,
+    "cannot load a shard DDL lock from the locks topic: {problem}",
+    "The stored lock is damaged: inspect it with `kdm read-topic`, write a tombstone for its "
+    "key, then pause-task and resume-task the waiting subtasks so they send their shard DDL "
+    "infos again.")
 # (end of coordinator errors)
 
 # -- workers and scheduling (40xxx, 46xxx) -----------------------------------------------

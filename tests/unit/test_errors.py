@@ -49,6 +49,10 @@ FROZEN = {
     # precheck (26xxx)
     26001: "TaskCheckOpenDB", 26002: "TaskCheckQuery",
     # coordinator (38xxx)
+    38001: "ShardDDLDifferent", 38002: "ShardDDLLockNotFound", 38003: "ShardDDLLockResolved",
+    38004: "ShardDDLOwnerNotWaiting", 38005: "ShardDDLOwnerNotDone",
+    38006: "ShardDDLOptimisticConflict", 38007: "ShardDDLUnsupported",
+    38008: "ShardDDLInfoInvalid", 38009: "ShardDDLLockLoad",
     48001: "CtlMasterUnreachable",
     # workers and scheduling (40xxx, 46xxx)
     46001: "SchedulerMembershipFailed",
