@@ -18,20 +18,22 @@ import time
 from typing import Any
 
 from consumers import metrics
+from consumers.full import FullMigration
 from consumers.subtask import Subtask
 from kdm.avro import AvroCodec
 from kdm.backoff import Backoff
 from kdm.config.service import KafkaConfig
-from kdm.config.source import Checker
+from kdm.config.source import Checker, SourceConfig
 from kdm.config.task import TaskConfig
-from kdm.errors import ERR_SYNC_INTERNAL, ERR_SYNC_STAGE, KdmError
+from kdm.errors import ERR_SYNC_FULL_SOURCE, ERR_SYNC_INTERNAL, ERR_SYNC_STAGE, KdmError
 from kdm.log import Logger
 from kdm.position import Position, binlog_text, file_index
 from kdm.relay_log import TopicReader
-from kdm.stages import Stage, StageWatcher, host_id, transition
+from kdm.stages import Stage, StageWatcher, full_key, host_id, transition
 from kdm.status import StatusPublisher
 
 SUBTASK_STATUS = "io.kdm.status.SubtaskStatus"
+FULL_STATUS = "io.kdm.status.FullStatus"
 STATUS_SECONDS = 2.0
 BACKOFF_MAX = 30.0
 
@@ -45,7 +47,7 @@ class SubtaskRunner:
     """One subtask under its stage, in a thread of the consumer service."""
 
     def __init__(self, task: TaskConfig, source_id: str, kafka: KafkaConfig,
-                 checker: Checker | None = None) -> None:
+                 checker: Checker | None = None, source: SourceConfig | None = None) -> None:
         self.task = task
         self.source_id = source_id
         self.kafka = kafka
@@ -59,6 +61,10 @@ class SubtaskRunner:
         self.checker = checker or Checker()
         self.backoff = Backoff(self.checker)
         self._resume_at: float | None = None  # monotonic time of the pending auto-resume
+        # task-mode full/all: DM's Dump and Load units first (they need the source's `from`)
+        self.full = FullMigration(task, source, kafka) \
+            if task.task_mode != "incremental" and source is not None else None
+        self.unit = "Sync" if task.task_mode == "incremental" else "Dump"
 
     def run(self, stop: threading.Event) -> None:
         """Run until `stop` is set."""
@@ -113,6 +119,8 @@ class SubtaskRunner:
         threading.Thread(target=relay_stop, daemon=True).start()
         try:
             try:
+                if self.unit != "Sync" and not self._full(inner):
+                    return
                 self.subtask.run(inner)
             except KdmError:
                 raise
@@ -123,6 +131,24 @@ class SubtaskRunner:
             self._pause_on(exc)
         finally:
             inner.set()
+
+    def _full(self, stop: threading.Event) -> bool:
+        """Dump and load (resuming from finished chunks); True when the sync unit follows.
+        task-mode full ends Finished; `all` syncs from exactly the snapshot's position, in
+        safe mode up to `safe_until` when the load had to mix snapshots."""
+        if self.full is None:
+            raise ERR_SYNC_FULL_SOURCE(task=self.task.name, source=self.source_id,
+                                       mode=self.task.task_mode)
+        position = self.full.run(stop)
+        if position is None:  # stopped (pause, stop, shutdown) between chunks
+            return False
+        if self.task.task_mode == "full":
+            self.unit = "Load"
+            self._set_stage(Stage.FINISHED)
+            return False
+        self.subtask.start_at, self.subtask.safe_position = position, self.full.safe_until
+        self.unit = "Sync"
+        return True
 
     def _pause_on(self, exc: KdmError) -> None:
         """Every error pauses; a resumable one is resumed after the checker's backoff."""
@@ -140,6 +166,8 @@ class SubtaskRunner:
 
     def _wants_running(self, watcher: StageWatcher) -> bool:
         """Whether to run now: a new request decides, else a pending auto-resume that is due."""
+        if self.stage == Stage.FINISHED:  # nothing leaves Finished
+            return False
         request = watcher.latest
         fresh = request is not None and request.revision != self._handled
         if request is not None:
@@ -182,8 +210,11 @@ class SubtaskRunner:
                 self.log.warning("status not published", error=exc.render())
 
     def publish(self) -> None:
-        """Publish the subtask's status now."""
+        """Publish the subtask's status now (and its full migration's progress)."""
         self.publisher.publish(self.key, SUBTASK_STATUS, self.snapshot())
+        if self.full is not None:
+            self.publisher.publish(full_key(self.task.name, self.source_id), FULL_STATUS,
+                                   self.full_snapshot())
 
     def snapshot(self) -> dict[str, Any]:
         """DM's subtask status (with its sync block flattened) and Kafka facts."""
@@ -196,7 +227,7 @@ class SubtaskRunner:
         self._export(lag, stats.lag_seconds() if lag else 0.0, master, applied)
         return {
             "name": self.task.name, "source": self.source_id, "worker": host_id(),
-            "stage": self.stage.value, "unit": "Sync",
+            "stage": self.stage.value, "unit": self._unit(),
             "errors": [e.to_dict() for e in self.errors], "unresolvedDDLLockID": "",
             "totalEvents": stats.total_events, "totalTps": stats.total_tps(),
             "recentTps": stats.recent_tps(), "masterBinlog": binlog_text(master),
@@ -210,6 +241,20 @@ class SubtaskRunner:
             stats.lag_seconds(), "safeMode": self.task.instance(self.source_id) is not None
             and (sub.sync.safe_mode or sub.next_offset < sub.safe_until),
             "updated_ms": int(time.time() * 1000)}
+
+    def _unit(self) -> str:
+        """DM's unit: Dump or Load while the full migration runs, then Sync."""
+        if self.unit == "Sync" or self.full is None:
+            return self.unit
+        return str(self.full.status()["unit"])
+
+    def full_snapshot(self) -> dict[str, Any]:
+        """The full migration's `dump` and `load` blocks (key full/<task>/<source>)."""
+        assert self.full is not None
+        status = self.full.status()
+        return {"name": self.task.name, "source": self.source_id, "unit": status["unit"],
+                "dump": status["dump"], "load": status["load"],
+                "updated_ms": int(time.time() * 1000)}
 
     def _export(self, lag: int, seconds: float, master: Position | None,
                 applied: Position | None) -> None:

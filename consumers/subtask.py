@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pymysql
@@ -113,6 +113,10 @@ class Subtask:
         self.saved_online: dict[str, Any] | None = None
         self.used_operations: set[int] = set()
         self.operation: Callable[[], dict[str, Any] | None] = lambda: None
+        # set by a full migration (task-mode all): start there instead of at `meta`, in
+        # safe mode until past `safe_position`
+        self.start_at: Position | None = None
+        self.safe_position: Position | None = None
 
     # -- running ------------------------------------------------------------------------
 
@@ -163,9 +167,12 @@ class Subtask:
             self._ours = (committed, metadata)
             self._unflushed = None
             # meta counts only for a subtask without any checkpoint (as in DM)
-            fallback = self._meta_offset() if saved.newest() is None and committed is None \
-                else 0
+            fresh = saved.newest() is None and committed is None
+            fallback = self._meta_offset() if fresh else 0
             decided = checkpoint.decide(saved, committed, metadata, fallback)
+            if fresh and self.safe_position is not None:
+                decided = replace(decided, safe_until=max(decided.safe_until,
+                                                          self._offset_after(self.safe_position)))
             self._pin(conn, decided)
         except pymysql.MySQLError as exc:
             raise ERR_SYNC_DOWNSTREAM(exc, address=self.task.target_database.host,
@@ -200,13 +207,18 @@ class Subtask:
         return int(tp.offset), tp.metadata or ""
 
     def _meta_offset(self) -> int:
+        """The relay offset just after `meta` (or the full migration's snapshot), else the
+        relay's first record; a point the relay does not hold is an error, never a skip."""
         meta = self.task.instance(self.source_id).meta
         with TopicReader(self.kafka, self.topic, 0, self.codec) as reader:
             low, _ = reader.bounds()
-            if meta is None or not (meta.binlog_name or meta.binlog_gtid):
+            if self.start_at is not None:
+                target = self.start_at
+            elif meta is None or not (meta.binlog_name or meta.binlog_gtid):
                 return low
-            target = Position(meta.binlog_name, meta.binlog_pos, meta.binlog_gtid)
-            use_gtid = bool(meta.binlog_gtid)
+            else:
+                target = Position(meta.binlog_name, meta.binlog_pos, meta.binlog_gtid)
+            use_gtid = bool(target.gtid)
             last = reader.last()
             if last is None or not _reached(last.value, target, use_gtid):
                 raise ERR_SYNC_META_AHEAD(task=self.task.name, source=self.source_id,
@@ -217,6 +229,11 @@ class Subtask:
                                     problem=f"meta {target} is older than the relay topic's "
                                     "first record")
             return offset
+
+    def _offset_after(self, target: Position) -> int:
+        """The relay offset just after `target` (its end when the relay is not there yet)."""
+        with TopicReader(self.kafka, self.topic, 0, self.codec) as reader:
+            return reader.find(after_position(target, bool(target.gtid)))
 
     @staticmethod
     def _covers(reader: TopicReader, low: int, target: Position, use_gtid: bool) -> bool:

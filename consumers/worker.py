@@ -61,6 +61,7 @@ class ConsumerWorker:
 
     def _factory(self, task: Entry, source: Entry) -> Callable[[], Unit]:
         def make() -> Unit:
-            return SubtaskRunner(task.task(), source.id, self.kafka,
-                                 checker=source.source().checker)
+            config = source.source()
+            return SubtaskRunner(task.task(), source.id, self.kafka, checker=config.checker,
+                                 source=config)
         return make

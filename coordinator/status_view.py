@@ -18,7 +18,7 @@ from typing import Any
 
 from kdm.compacted import CompactedTable
 from kdm.errors import REGISTRY, render
-from kdm.stages import Stage, relay_key, subtask_key
+from kdm.stages import Stage, full_key, relay_key, subtask_key
 from kdm.task_status import task_status
 
 RELAY_FIELDS = ("masterBinlog", "masterBinlogGtid", "relaySubDir", "relayBinlog",
@@ -66,17 +66,28 @@ def relay_status(record: dict[str, Any] | None) -> dict[str, Any] | None:
     return status
 
 
-def subtask_status(record: dict[str, Any]) -> dict[str, Any]:
-    """One `subTaskStatus` element with its `sync` block."""
+def subtask_status(record: dict[str, Any], full: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
+    """One `subTaskStatus` element with the block of its unit: `dump` or `load` (from the
+    full migration's record) while those run, else `sync`."""
+    head = {"name": record["name"], "stage": record["stage"], "unit": record["unit"],
+            "result": result_of(record["errors"]),
+            "unresolvedDDLLockID": record["unresolvedDDLLockID"]}
+    if record["unit"] in ("Dump", "Load"):
+        block = record["unit"].lower()
+        return {**head, block: dict((full or {}).get(block) or {})}
+    return {**head, "sync": sync_block(record)}
+
+
+def sync_block(record: dict[str, Any]) -> dict[str, Any]:
+    """DM's `sync` block of a subtask status record."""
     sync: dict[str, Any] = {name: record[name] for name in SYNC_FIELDS}
     sync["unresolvedGroups"] = json.loads(record["unresolvedGroups"] or "[]")
     sync["synced"] = record["synced"]
     for dm_name, field in SYNC_COUNTERS:
         sync[dm_name] = str(record[field])
     sync.update({name: record[name] for name in SYNC_EXTRA})
-    return {"name": record["name"], "stage": record["stage"], "unit": record["unit"],
-            "result": result_of(record["errors"]),
-            "unresolvedDDLLockID": record["unresolvedDDLLockID"], "sync": sync}
+    return sync
 
 
 def new_subtask(task: str, source: str) -> dict[str, Any]:
@@ -132,6 +143,7 @@ class StatusView:
 
     def _sources(self, sources: list[str], relays: dict[str, dict[str, Any]],
                  subtasks: list[dict[str, Any]], worker: Worker) -> dict[str, Any]:
+        fulls = {k: v for k, v in self.status.snapshot().items() if k.startswith("full/")}
         results = []
         for source in sources:
             relay = relays.get(source)
@@ -142,6 +154,7 @@ class StatusView:
                 "sourceStatus": {"source": source, "worker": worker("relay", relay_key(source))
                                  or (relay or {}).get("worker", ""), "result": None,
                                  "relayStatus": relay_status(relay)},
-                "subTaskStatus": [{**subtask_status(s), "worker": worker(
-                    "sync", subtask_key(s["name"], source))} for s in raw]})
+                "subTaskStatus": [{**subtask_status(s, fulls.get(full_key(s["name"], source))),
+                                   "worker": worker("sync", subtask_key(s["name"], source))}
+                                  for s in raw]})
         return {"result": all(r["result"] for r in results), "msg": "", "sources": results}

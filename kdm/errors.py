@@ -481,6 +481,12 @@ ERR_SYNC_ILLEGAL_COMMAND = declare(
     "{verb} cannot move a subtask from {current} to {wanted}",
     "Check the subtask's stage with `kdm query-status <task>`: start-task needs New or "
     "Stopped, pause-task Running, resume-task Paused, stop-task Running or Paused.")
+ERR_SYNC_FULL_SOURCE = declare(
+    36012, "SyncFullNeedsSource", ErrClass.SYNC_UNIT, Scope.INTERNAL, Level.MEDIUM,
+    "task {task} source {source}: task-mode {mode} dumps the upstream, but this subtask was "
+    "started without the source's configuration",
+    "Run the task under the control plane (`operate-source create`, `start-task`, a consumer "
+    "worker), or use task-mode incremental with `kdm consumer run --task`.")
 
 # -- task precheck, check-task (26xxx) ---------------------------------------------------
 ERR_PRECHECK_OPEN_DB = declare(
@@ -598,4 +604,9 @@ ERR_LOAD_INTERNAL = declare(
     "full migration of {task}/{source} stopped on an unexpected error",
     "This is a kdm bug: report it with the log; `resume-task` resumes from the finished "
     "chunks.")
+ERR_DUMP_PLAN = declare(
+    32004, "DumpPlan", ErrClass.DUMP_UNIT, Scope.UPSTREAM, Level.HIGH,
+    "cannot {op} on upstream {address}: {problem}",
+    "Check that the source's user may read information_schema and SELECT the tables the "
+    "block & allow list selects, then `resume-task`.")
 # (end of dump and load errors)

@@ -243,3 +243,8 @@ class StageWatcher:
 def subtask_key(task: str, source_id: str) -> str:
     """The stages/status key of a subtask (task and source)."""
     return f"subtask/{task}/{source_id}"
+
+
+def full_key(task: str, source_id: str) -> str:
+    """The status key of a subtask's full migration progress (dump and load blocks)."""
+    return f"full/{task}/{source_id}"

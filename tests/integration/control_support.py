@@ -36,7 +36,8 @@ class Service:
         """Start it, its output appended to `log_path`."""
         environment = {**os.environ, "KDM_KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap_servers,
                        "KDM_TOPIC_PREFIX": self.kafka.topic_prefix, **self.env}
-        environment.pop("KDM_FAULTS", None)
+        if "KDM_FAULTS" not in self.env:
+            environment.pop("KDM_FAULTS", None)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen([KDM, *self.args], stdout=log,
                                          stderr=subprocess.STDOUT, env=environment)
@@ -71,9 +72,10 @@ class Cluster:
         self.addr = f"127.0.0.1:{self.port}"
         self.services: dict[str, Service] = {}
 
-    def start(self, name: str, *args: str) -> Service:
-        """Start a named service."""
-        service = Service(list(args), self.kafka, self.logs / f"{name}.log").start()
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Service:
+        """Start a named service (with extra environment, e.g. KDM_FAULTS)."""
+        service = Service(list(args), self.kafka, self.logs / f"{name}.log",
+                          env=env or {}).start()
         self.services[name] = service
         return service
 
@@ -88,9 +90,10 @@ class Cluster:
         """Start a producer worker."""
         return self.start(name, "producer", "run", "--name", name, "--commit-interval", "0.05")
 
-    def consumer(self, name: str) -> Service:
-        """Start a consumer worker."""
-        return self.start(name, "consumer", "run", "--name", name)
+    def consumer(self, name: str, faults: str = "") -> Service:
+        """Start a consumer worker (`faults`: its KDM_FAULTS, see kdm.faults)."""
+        return self.start(name, "consumer", "run", "--name", name,
+                          env={"KDM_FAULTS": faults} if faults else None)
 
     def api(self, path: str) -> dict[str, Any]:
         """GET an API path ({} while the coordinator does not answer)."""

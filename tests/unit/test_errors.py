@@ -36,7 +36,7 @@ FROZEN = {
     36004: "SyncCheckpoint", 36005: "SyncStageTransition", 36006: "SyncSubtaskNotPaused",
     36007: "SyncSchemaNotTracked", 36008: "SyncMetaAheadOfRelay",
     36009: "SyncInternal", 36010: "SyncRelayGap",
-    36011: "SyncIllegalCommand",
+    36011: "SyncIllegalCommand", 36012: "SyncFullNeedsSource",
     36101: "SyncRuleInvalid", 36102: "SyncRuleDuplicate", 36103: "SyncRouteConflict",
     36104: "SyncFilterUnknownEvent", 36105: "SyncExpressionInvalid", 36106: "SyncExpressionRow",
     36151: "SyncDDLUnparsable", 36152: "SyncDDLUnsupported", 36153: "SyncDDLNoSchema",
@@ -57,7 +57,7 @@ FROZEN = {
     # workers and scheduling (40xxx, 46xxx)
     46001: "SchedulerMembershipFailed",
     # dump and load (32xxx, 34xxx)
-    32001: "DumpUpstream", 32002: "DumpConsistency", 32003: "DumpTable",
+    32001: "DumpUpstream", 32002: "DumpConsistency", 32003: "DumpTable", 32004: "DumpPlan",
     34001: "LoadDownstream", 34002: "LoadExecSQL", 34003: "LoadCreateTable",
     34004: "LoadCheckpoint", 34005: "LoadInternal",
 }
