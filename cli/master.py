@@ -8,6 +8,8 @@ dmctl prints it; the exit code is 1 when `result` is false.
 from __future__ import annotations
 
 import json
+import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -169,13 +171,45 @@ stop_task = _task_verb("stop", "Stop a task's subtasks; start-task starts them a
 @click.command("query-status")
 @click.argument("task", required=False)
 @click.option("-s", "--source", "sources", multiple=True, help="Source id (repeatable).")
+@click.option("--progress", is_flag=True, help="With a task: draw a live progress bar of its "
+              "full migration (dump and load) until every subtask has left those units.")
 @master_option
-def query_status(task: str | None, sources: tuple[str, ...], master_addr: str) -> None:
+def query_status(task: str | None, sources: tuple[str, ...], progress: bool,
+                 master_addr: str) -> None:
     """Show tasks' and sources' status as dmctl does."""
     query: dict[str, Any] = {"source": list(sources)}
     if task:
         query["task"] = task_name(task)
+    if progress and task:
+        _progress(master_addr, query)
     show(call(master_addr, "GET", "/api/v1/status", query=query))
+
+
+def full_progress(status: dict[str, Any]) -> tuple[float, bool]:
+    """(percent done over the task's subtasks, whether the full migration still runs) from
+    a `query-status <task>` answer: dumping counts as the first half, loading the second. It
+    still runs while a subtask dumps or loads, or has not reported yet (New)."""
+    shares, busy = [], False
+    for entry in status.get("sources", []):
+        for sub in entry.get("subTaskStatus", []):
+            unit, block = sub.get("unit"), sub.get(str(sub.get("unit", "")).lower()) or {}
+            percent = float((str(block.get("progress", "")).split() or ["0"])[0])
+            busy = busy or sub.get("stage") == "New" or (
+                unit in ("Dump", "Load") and sub.get("stage") == "Running")
+            shares.append({"Dump": percent / 2, "Load": 50 + percent / 2}.get(unit, 100.0))
+    return (sum(shares) / len(shares) if shares else 0.0), busy or not shares
+
+
+def _progress(master_addr: str, query: dict[str, Any]) -> None:
+    with click.progressbar(length=100, label="full migration", file=sys.stderr) as bar:
+        shown = 0
+        while True:
+            done, busy = full_progress(call(master_addr, "GET", "/api/v1/status", query=query))
+            bar.update(int(done) - shown)
+            shown = int(done)
+            if not busy:
+                return
+            time.sleep(1.0)
 
 
 @click.group("config")

@@ -109,7 +109,7 @@ class Cluster:
         result = CliRunner().invoke(main, [*args, "--master-addr", self.addr],
                                     catch_exceptions=False)
         try:
-            answer: dict[str, Any] = json.loads(result.output)
+            answer: dict[str, Any] = json.loads(result.stdout)
         except ValueError as exc:
             raise AssertionError(f"{args}: not JSON: {result.output!r}") from exc
         if ok is not None:

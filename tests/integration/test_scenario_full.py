@@ -112,6 +112,9 @@ def test_full_migration_of_two_merged_sources(endpoints: Endpoints, kafka: Kafka
             writer.start()  # during the dump, and after
         try:
             ctl.ctl("start-task", str(task_file))
+            if mode == "full":  # the live progress bar returns once the load is done
+                ctl.ctl("query-status", task, "--progress")
+                assert all(st == ("Finished", "Load") for st in _stages(ctl, task, sources))
             units_seen: set[str] = set()
 
             def settled() -> bool:

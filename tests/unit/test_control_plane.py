@@ -319,3 +319,18 @@ def test_config_import_creates_sources_then_starts_tasks() -> None:
     assert [key for key, _, _ in h.asked] == [relay_key(S1), subtask_key("demo", S1)]
     broken = Harness().control.import_configs({"x": "source-id: x\nbogus: 1\n"}, {})
     assert broken["result"] is False and broken["msg"] == "importing sources failed"
+
+
+def test_full_progress_counts_dump_as_the_first_half() -> None:
+    from cli.master import full_progress
+
+    def status(*subs: tuple[str, str, str]) -> dict[str, Any]:
+        return {"sources": [{"subTaskStatus": [
+            {"unit": unit, "stage": stage, unit.lower(): {"progress": progress}}]}
+            for unit, stage, progress in subs]}
+    assert full_progress(status(("Dump", "Running", "50.00 %"))) == (25.0, True)
+    assert full_progress(status(("Load", "Running", "50.00 %"),
+                                ("Sync", "Running", ""))) == (87.5, True)
+    assert full_progress(status(("Load", "Finished", "100.00 %"))) == (100.0, False)
+    assert full_progress({"sources": []}) == (0.0, True)  # nothing reported yet
+    assert full_progress(status(("Dump", "New", ""))) == (0.0, True)
