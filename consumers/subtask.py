@@ -56,6 +56,7 @@ from kdm.topics import Topics
 
 ROUND_SECONDS = 0.1
 OFFSET_SECONDS = 1.0
+RELAY_WAIT_SECONDS = 15.0  # how long a subtask waits for the relay to reach its start
 # DDL errors that mean "already done" (DM's ignoreDDLError): database or table exists or
 # is gone, duplicate column or key name, can't drop a missing column/key, multiple primary
 # keys. A missing table or column (1146, 1054) is tolerated only while replaying in safe
@@ -219,7 +220,7 @@ class Subtask:
             else:
                 target = Position(meta.binlog_name, meta.binlog_pos, meta.binlog_gtid)
             use_gtid = bool(target.gtid)
-            last = reader.last()
+            last = self._relay_at(reader, target, use_gtid)
             if last is None or not _reached(last.value, target, use_gtid):
                 raise ERR_SYNC_META_AHEAD(task=self.task.name, source=self.source_id,
                                           meta=str(target))
@@ -229,6 +230,17 @@ class Subtask:
                                     problem=f"meta {target} is older than the relay topic's "
                                     "first record")
             return offset
+
+    def _relay_at(self, reader: TopicReader, target: Position, use_gtid: bool) -> Any:
+        """The relay's last record, waiting a little for it to reach a full migration's
+        snapshot (taken moments ago, so the relay is usually a second behind it)."""
+        deadline = time.monotonic() + (RELAY_WAIT_SECONDS if self.start_at is not None else 0)
+        while True:
+            last = reader.last()
+            if (last is not None and _reached(last.value, target, use_gtid)) or \
+                    time.monotonic() >= deadline:
+                return last
+            time.sleep(0.5)
 
     def _offset_after(self, target: Position) -> int:
         """The relay offset just after `target` (its end when the relay is not there yet)."""
