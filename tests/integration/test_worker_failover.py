@@ -80,7 +80,14 @@ def test_killed_worker_moves_its_subtasks(endpoints: Endpoints, kafka: KafkaConf
                              == "Running" for s in names.values()), 60,
                      "both subtasks running on a worker")
             stop.wait(3)  # under load for a while
-            victim = placed()[names["a"]]
+            # a rebalance may be under way (no owner for a moment): ask until one answers
+            owner: dict[str, str] = {}
+
+            def owner_known() -> bool:
+                owner["a"] = placed()[names["a"]]
+                return owner["a"] in workers
+            wait_for(owner_known, 30, "a's worker")
+            victim = owner["a"]
             survivor = next(w for w in workers if w != victim)
             workers[victim].kill()
             wait_for(lambda: set(placed().values()) == {survivor}, 60,
