@@ -236,14 +236,20 @@ class Control:
                 "create`" if missing else "")
 
     def _not_startable(self, task: TaskConfig, only: list[str]) -> str:
-        """Why a registered task cannot be started again: a subtask asked to run, or not
-        yet Stopped (what was asked and what was reported both count)."""
+        """Why a registered task cannot be started again: a subtask asked to run that has not
+        finished, or one not yet Stopped (what was asked and what was reported both count).
+        A Finished subtask (task-mode full) may start again: submitting the task anew
+        restarts it, and with `--remove-meta` it migrates from scratch."""
         if self.registry.get("task", task.name) is None:
             return ""
         requests = self.stages.snapshot()
-        running = [s for s in task.sources() if (not only or s in only) and (
-            requests.get(subtask_key(task.name, s), {}).get("stage") not in (None, "Stopped")
-            or self.view.stage(task.name, s) not in (Stage.STOPPED, Stage.NEW))]
+
+        def busy(source: str) -> bool:
+            reported = self.view.stage(task.name, source)
+            asked = requests.get(subtask_key(task.name, source), {}).get("stage")
+            return reported != Stage.FINISHED and (
+                asked not in (None, "Stopped") or reported not in (Stage.STOPPED, Stage.NEW))
+        running = [s for s in task.sources() if (not only or s in only) and busy(s)]
         return (f"task {task.name} already exists and is not Stopped on {running}; "
                 "use resume-task, or stop-task first" if running else "")
 

@@ -334,3 +334,11 @@ def test_full_progress_counts_dump_as_the_first_half() -> None:
     assert full_progress(status(("Load", "Finished", "100.00 %"))) == (100.0, False)
     assert full_progress({"sources": []}) == (0.0, True)  # nothing reported yet
     assert full_progress(status(("Dump", "New", ""))) == (0.0, True)
+
+
+def test_a_finished_task_starts_again(h: Harness) -> None:
+    h.control.start_task(TASK, False, [])
+    h.report("Running")
+    assert h.control.start_task(TASK, False, [])["result"] is False
+    h.report("Finished")
+    assert h.control.start_task(TASK, False, [])["result"] is True
