@@ -25,6 +25,7 @@ from kdm.errors import ERR_CTL_MASTER
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_ADDR = "127.0.0.1:8261"
 TIMEOUT = 120.0  # start-task runs the precheck against every source
+REPORT_WAIT = 60.0  # --progress: how long to wait for a subtask's first report
 
 
 def master_option(func: F) -> F:
@@ -52,11 +53,17 @@ def call(addrs: str, method: str, path: str, body: dict[str, Any] | None = None,
             if exc.code == 503:
                 problems.append(f"{addr} is a standby (leader: {_leader(exc)})")
                 continue
-            answer = json.loads(exc.read() or b"{}")
+            try:
+                answer = json.loads(exc.read() or b"{}")
+            except ValueError:
+                problems.append(f"{addr}: HTTP {exc.code} without a kdm answer")
+                continue
             answer.setdefault("result", False)
             return answer
         except (urllib.error.URLError, OSError) as exc:
             problems.append(f"{addr}: {getattr(exc, 'reason', exc)}")
+        except ValueError:  # something else listens there
+            problems.append(f"{addr}: the answer is not kdm's JSON")
     raise ERR_CTL_MASTER(addrs=addrs, problems="; ".join(problems))
 
 
@@ -201,13 +208,19 @@ def full_progress(status: dict[str, Any]) -> tuple[float, bool]:
 
 
 def _progress(master_addr: str, query: dict[str, Any]) -> None:
+    """Draw the bar until the migration is done, the task is unknown, or nothing has been
+    reported for REPORT_WAIT seconds (no worker runs it)."""
+    deadline = time.monotonic() + REPORT_WAIT
     with click.progressbar(length=100, label="full migration", file=sys.stderr) as bar:
         shown = 0
         while True:
-            done, busy = full_progress(call(master_addr, "GET", "/api/v1/status", query=query))
+            status = call(master_addr, "GET", "/api/v1/status", query=query)
+            done, busy = full_progress(status)
             bar.update(int(done) - shown)
             shown = int(done)
-            if not busy:
+            reported = any(e.get("subTaskStatus") for e in status.get("sources", []))
+            if not busy or not status.get("result") or (
+                    not reported and time.monotonic() > deadline):
                 return
             time.sleep(1.0)
 

@@ -6,8 +6,9 @@ Paused with the error in `errors` (`result.errors` in query-status). When the so
 `checker.check-enable` is on and the error's registry entry is resumable, the runner resumes
 it by itself (Paused → Running, no request written) after the wait `kdm.backoff.Backoff`
 gives; a non-resumable error, or any error with the checker off, stays Paused until
-`resume-task`. A `pause-task` while it waits cancels the auto-resume (DM marks the result
-canceled), and a `resume-task` resumes at once.
+`resume-task`. A `pause-task` while it waits cancels the auto-resume (DM also marks the
+result canceled; kdm's `result.isCanceled` stays false), and a `resume-task` resumes at
+once.
 """
 
 from __future__ import annotations
@@ -29,18 +30,21 @@ from kdm.errors import ERR_SYNC_FULL_SOURCE, ERR_SYNC_INTERNAL, ERR_SYNC_STAGE, 
 from kdm.log import Logger
 from kdm.position import Position, binlog_text, file_index
 from kdm.relay_log import TopicReader
-from kdm.stages import Stage, StageWatcher, full_key, host_id, transition
+from kdm.stages import (
+    TRANSITIONS,
+    Stage,
+    StageWatcher,
+    full_key,
+    host_id,
+    subtask_key,
+    transition,
+)
 from kdm.status import StatusPublisher
 
 SUBTASK_STATUS = "io.kdm.status.SubtaskStatus"
 FULL_STATUS = "io.kdm.status.FullStatus"
 STATUS_SECONDS = 2.0
 BACKOFF_MAX = 30.0
-
-
-def subtask_key(task: str, source_id: str) -> str:
-    """The stages/status key of a subtask."""
-    return f"subtask/{task}/{source_id}"
 
 
 class SubtaskRunner:
@@ -112,7 +116,10 @@ class SubtaskRunner:
         def relay_stop() -> None:
             while not inner.is_set():
                 latest = watcher.latest
-                if stop.is_set() or (latest is not None and latest.revision != self._handled):
+                if latest is not None and latest.revision != self._handled and \
+                        latest.stage == Stage.RUNNING:  # resume while running: DM's no-op
+                    self._handled = latest.revision
+                elif stop.is_set() or (latest is not None and latest.revision != self._handled):
                     inner.set()
                     return
                 inner.wait(0.1)
@@ -152,6 +159,10 @@ class SubtaskRunner:
 
     def _pause_on(self, exc: KdmError) -> None:
         """Every error pauses; a resumable one is resumed after the checker's backoff."""
+        if Stage.PAUSED not in TRANSITIONS[self.stage]:  # Finished, Stopped: nothing to pause
+            self.log.error("error after the subtask ended", error=exc.render(),
+                           stage=self.stage.value)
+            return
         self.errors = [exc]
         metrics.EXIT_WITH_ERROR.labels(task=self.task.name, source=self.source_id,
                                        resumable_err=str(exc.spec.resumable).lower()).inc()
@@ -184,11 +195,16 @@ class SubtaskRunner:
         return True
 
     def _hold(self, stage: Stage) -> None:
-        """Take a requested Paused/Stopped stage. The table has no New → Stopped: a subtask
-        stopped before it ever ran (e.g. this process started while the task was stopped)
-        stays New rather than being reported as a Stopped run that never happened."""
-        if not (self.stage == Stage.NEW and stage == Stage.STOPPED):
+        """Take a requested Paused/Stopped stage when the table has the edge. The table has
+        no New → Stopped: a subtask stopped before it ever ran (e.g. this process started
+        while the task was stopped) stays New rather than being reported as a Stopped run
+        that never happened. A request without an edge (a pause that raced a stop) is
+        logged and ignored, never a crash of the runner."""
+        if stage == self.stage or stage in TRANSITIONS[self.stage]:
             self._set_stage(stage)
+        elif self.stage != Stage.NEW:
+            self.log.warning("stage request ignored", current=self.stage.value,
+                             wanted=stage.value)
 
     def _set_stage(self, stage: Stage) -> None:
         if stage == self.stage:
@@ -200,7 +216,10 @@ class SubtaskRunner:
             self._resume_at = None
             self.backoff.succeeded(time.monotonic())
         self.log.info("subtask stage changed", stage=stage.value)
-        self.publish()
+        try:
+            self.publish()
+        except KdmError as exc:  # the stage holds; the reporter publishes it again soon
+            self.log.warning("status not published", error=exc.render())
 
     def _report(self, stop: threading.Event) -> None:
         while not stop.wait(STATUS_SECONDS):

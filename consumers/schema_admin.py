@@ -8,11 +8,11 @@ from typing import Any
 
 from consumers import checkpoint
 from consumers.downstream import connect
-from consumers.runner import subtask_key
 from kdm.config.service import KafkaConfig
 from kdm.config.task import TaskConfig
 from kdm.errors import ERR_SYNC_NOT_PAUSED, ERR_SYNC_SCHEMA_MISSING
 from kdm.schema_tracker import TableSchema, Tracker
+from kdm.stages import subtask_key
 from kdm.status import read_status
 
 

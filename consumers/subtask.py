@@ -243,9 +243,15 @@ class Subtask:
             time.sleep(0.5)
 
     def _offset_after(self, target: Position) -> int:
-        """The relay offset just after `target` (its end when the relay is not there yet)."""
+        """The relay offset just after `target`; the relay must have reached it (else the
+        resumable ERR_SYNC_META_AHEAD: safe mode must cover every event up to it)."""
+        use_gtid = bool(target.gtid)
         with TopicReader(self.kafka, self.topic, 0, self.codec) as reader:
-            return reader.find(after_position(target, bool(target.gtid)))
+            last = self._relay_at(reader, target, use_gtid)
+            if last is None or not _reached(last.value, target, use_gtid):
+                raise ERR_SYNC_META_AHEAD(task=self.task.name, source=self.source_id,
+                                          meta=str(target))
+            return reader.find(after_position(target, use_gtid))
 
     @staticmethod
     def _covers(reader: TopicReader, low: int, target: Position, use_gtid: bool) -> bool:

@@ -38,7 +38,7 @@ class ConsumerWorker:
         set_worker_name(self.name)
         self.registry.start()
         self.stages.start()
-        self.stages.ready.wait(30)
+        self.stages.wait_ready()
         try:
             run_worker(self.kafka, ROLE, self.name, self.wanted,
                        lambda: self.registry.version + self.stages.version, stop, self.log)

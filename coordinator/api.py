@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
@@ -130,7 +130,8 @@ class ApiServer:
             found = pattern.match(url.path)
             if found is None or route.method != method:
                 continue
-            code, result = self._call(route, found.groupdict(), parse_qs(url.query), body)
+            params = {k: unquote(v) for k, v in found.groupdict().items()}
+            code, result = self._call(route, params, parse_qs(url.query), body)
             REQUESTS.labels(route=route.handler, code=str(code)).inc()
             return code, result
         return 404, {"result": False, "msg": f"no route {method} {url.path}"}
@@ -146,6 +147,9 @@ class ApiServer:
             return 400, {"result": False, "msg": f"the request body is not JSON: {exc}"}
         if not isinstance(data, dict):
             return 400, {"result": False, "msg": "the request body must be a JSON object"}
+        problem = _check_body(route, data)
+        if problem:
+            return 400, {"result": False, "msg": problem}
         try:
             result: Body = getattr(self.handlers, route.handler)(**params, query=query,
                                                                   body=data)
@@ -153,6 +157,27 @@ class ApiServer:
             self.log.error("api handler failed", route=route.handler, error=repr(exc))
             return 500, {"result": False, "msg": f"internal error: {exc!r}"}
         return 200, result
+
+
+# the JSON type each body field must have (anything else is a 400, never a guess)
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "configs": (list,), "sources": (list, dict), "tasks": (dict,), "config": (str,),
+    "error": (int,), "warn": (int,), "remove_meta": (bool,)}
+
+
+def _check_body(route: Route, data: Body) -> str:
+    """Why `data` does not fit `route`'s body fields ("" when it does)."""
+    for name, value in data.items():
+        if name not in route.body:
+            return f"unknown field {name!r} for {route.method} {route.path}"
+        wanted = FIELD_TYPES[name]
+        if not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted):
+            return f"field {name!r} must be {' or '.join(t.__name__ for t in wanted)}"
+        if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            return f"field {name!r} must be a list of strings"
+        if isinstance(value, dict) and not all(isinstance(v, str) for v in value.values()):
+            return f"field {name!r} must map names to YAML texts"
+    return ""
 
 
 def _handler_class(server: ApiServer) -> type[BaseHTTPRequestHandler]:

@@ -97,8 +97,10 @@ class Control:
         entry = self.registry.get("source", ident)
         if entry is None:
             return self._source_result(ident, f"source {ident} does not exist")
-        users = [name for name, task in self._tasks().items()
-                 if ident in task.sources() and self.view.stage(name, ident) != Stage.STOPPED]
+        requests = self.stages.snapshot()
+        users = [name for name, task in self._tasks().items() if ident in task.sources()
+                 and self.view.stage(name, ident) not in (Stage.STOPPED, Stage.FINISHED)
+                 and requests.get(subtask_key(name, ident), {}).get("stage") != "Stopped"]
         if users:
             return self._source_result(ident, f"source {ident} is used by task(s) "
                                        f"{', '.join(sorted(users))}; stop-task them first")
@@ -170,7 +172,10 @@ class Control:
             task = parse_task(text)
         except KdmError as exc:
             return failed(exc.render(), sources=[])
-        problem = self._missing_sources(task) or self._not_startable(task, only)
+        unknown = sorted(set(only) - set(task.sources()))
+        problem = (f"sources {unknown} are not in task {task.name}" if unknown else "") or \
+            self._missing_sources(task) or self._not_startable(task, only) or \
+            self._config_change(task, text)
         if problem:
             return failed(problem, sources=[])
         checked = self.precheck(task, {s: self._source(s) for s in task.sources()}, 10, 10)
@@ -181,7 +186,9 @@ class Control:
             failure = self._remove_meta(task, chosen)
             if failure:
                 return failed(failure, sources=[])
-        self.registry.write(new_entry("task", task.name, text, "start-task"))
+        known = self.registry.get("task", task.name)
+        if known is None or known.yaml != text or remove_meta:  # a new revision restarts units
+            self.registry.write(new_entry("task", task.name, text, "start-task"))
         results = []
         for source in chosen:
             self.ask(subtask_key(task.name, source), Stage.RUNNING, "start-task")
@@ -253,17 +260,32 @@ class Control:
         return (f"task {task.name} already exists and is not Stopped on {running}; "
                 "use resume-task, or stop-task first" if running else "")
 
+    def _config_change(self, task: TaskConfig, text: str) -> str:
+        """A changed task.yaml restarts every subtask with it: refused while any runs."""
+        known = self.registry.get("task", task.name)
+        if known is None or known.yaml == text:
+            return ""
+        busy = self._not_startable(task, [])
+        return (f"task {task.name} runs with another config; stop-task it on every source "
+                "before starting it with a changed file" if busy else "")
+
     def _remove_meta(self, task: TaskConfig, sources: list[str]) -> str:
-        """Forget the checkpoints: the downstream rows and the Kafka offsets."""
+        """Forget the checkpoints: the Kafka offsets first, then the downstream rows. A
+        failure in between leaves the rows (a restart resumes from them, as before the
+        command) and is reported, so running the command again finishes it."""
         topics = Topics(self.kafka.topic_prefix)
         groups = [topics.sync_group(task.name, s) for s in sources]
         try:
-            remove_checkpoints(task.target_database, task.meta_schema, task.name,
-                               tuple(sources))
-            futures = admin_client(self.kafka).delete_consumer_groups(groups,
-                                                                      request_timeout=10)
+            try:
+                futures = admin_client(self.kafka).delete_consumer_groups(groups,
+                                                                          request_timeout=10)
+            except KafkaException as exc:
+                raise ERR_KAFKA_ADMIN(exc, op="delete groups", target=",".join(groups)) \
+                    from exc
             for group, future in futures.items():
                 _forget_group(future, group)
+            remove_checkpoints(task.target_database, task.meta_schema, task.name,
+                               tuple(sources))
         except KdmError as exc:
             return exc.render()
         return ""

@@ -107,7 +107,7 @@ class Coordinator:
         for table in (self.status, self.stages):
             table.start()
         for table in (self.status, self.stages):
-            table.ready.wait(30)
+            table.wait_ready()
         self.membership.start()
         self.api.start()
         self.log.info("coordinator serving", addr=self.name)

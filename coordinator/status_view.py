@@ -90,12 +90,6 @@ def sync_block(record: dict[str, Any]) -> dict[str, Any]:
     return sync
 
 
-def new_subtask(task: str, source: str) -> dict[str, Any]:
-    """The status of a registered subtask no worker has reported yet: New, no errors."""
-    return {"name": task, "source": source, "stage": Stage.NEW.value, "unit": "Sync",
-            "errors": [], "worker": ""}
-
-
 class StatusView:
     """Answers query-status from the followed status table."""
 

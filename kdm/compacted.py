@@ -4,7 +4,7 @@ The control plane keeps its state in compacted topics (sources, tasks, stages, s
 Every process that needs that state follows the topic from its first offset in a thread and
 keeps the newest record per key; `ready` is set once the backlog present at start has been
 read, so a reader never acts on half a table. A lost broker connection is followed again
-from the start (the table is rebuilt, newer values win by offset order).
+from just after the last offset applied, so the table never goes back to older values.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from kdm.avro import AvroCodec
 from kdm.config.service import KafkaConfig
 from kdm.errors import ERR_KAFKA_ADMIN, KdmError
 from kdm.kafka_admin import ensure_topics
+from kdm.log import Logger
 from kdm.relay_log import TopicReader
 from kdm.topics import TopicSpec
 
@@ -34,10 +35,12 @@ class CompactedTable:
         self.accept = accept
         self.values: dict[str, dict[str, Any]] = {}
         self.version = 0  # bumps with every record applied, so watchers can tell news
+        self.applied = -1  # the last offset applied: following again never goes back
         self.ready = threading.Event()
         self.error: KdmError | None = None
         self.changed = threading.Condition()
         self._stop = threading.Event()
+        self.log = Logger("control")
         self._thread = threading.Thread(target=self._run, name=f"follow-{spec.name}",
                                         daemon=True)
 
@@ -46,6 +49,13 @@ class CompactedTable:
         ensure_topics(self.kafka, [self.spec])
         self._thread.start()
         return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Wait until the backlog has been read; a coded error if it was not in time (never
+        act on half a table)."""
+        if not self.ready.wait(timeout):
+            raise ERR_KAFKA_ADMIN(self.error, op=f"read the backlog within {timeout:.0f}s",
+                                  target=self.spec.name)
 
     def stop(self) -> None:
         """Stop following."""
@@ -67,17 +77,20 @@ class CompactedTable:
         while not self._stop.is_set():
             try:
                 self._follow()
-            except KdmError as exc:  # the broker went away: follow again from the start
+            except KdmError as exc:  # the broker went away: follow again, after `applied`
                 self.error = exc
+                self.log.warning("following the topic again", topic=self.spec.name,
+                                 error=exc.render())
                 self._stop.wait(1.0)
 
     def _follow(self) -> None:
         with TopicReader(self.kafka, self.spec.name) as reader:
             low, high = reader.bounds()
-            if high == low:
+            if high <= max(low, self.applied + 1):
                 self.ready.set()
-            for message in reader.read(low, follow=True,
+            for message in reader.read(max(low, self.applied + 1), follow=True,
                                        keep_going=lambda: not self._stop.is_set()):
+                self.applied = message.offset
                 if message.key is not None and self.accept(message.key, message.value):
                     with self.changed:
                         self.values[message.key] = message.value

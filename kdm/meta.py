@@ -32,12 +32,16 @@ def remove_checkpoints(target: DBConfig, meta_schema: str, task: str,
         raise ERR_SYNC_DOWNSTREAM(exc, address=f"{target.host}:{target.port}",
                                   op="remove meta") from exc
     removed = 0
-    with conn, conn.cursor() as cur:
-        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-                    (meta_schema,))
-        present = {row[0] for row in cur.fetchall()}
-        for table in (t for t in TABLES if t in present):
-            for source in sources:
-                removed += cur.execute(f"DELETE FROM {quote(meta_schema)}.{quote(table)} "
-                                       "WHERE task = %s AND source = %s", (task, source))
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT table_name FROM information_schema.tables WHERE "
+                        "table_schema = %s", (meta_schema,))
+            present = {row[0] for row in cur.fetchall()}
+            for table in (t for t in TABLES if t in present):
+                for source in sources:
+                    removed += cur.execute(f"DELETE FROM {quote(meta_schema)}.{quote(table)} "
+                                           "WHERE task = %s AND source = %s", (task, source))
+    except pymysql.MySQLError as exc:
+        raise ERR_SYNC_DOWNSTREAM(exc, address=f"{target.host}:{target.port}",
+                                  op="remove meta") from exc
     return removed

@@ -15,6 +15,7 @@ from typing import Any
 from kdm.compacted import CompactedTable, TableWriter
 from kdm.config import SourceConfig, TaskConfig, parse_source, parse_task
 from kdm.config.service import KafkaConfig
+from kdm.errors import ERR_KAFKA_ADMIN
 from kdm.topics import Topics
 
 ENTRY = "io.kdm.control.RegistryEntry"
@@ -73,7 +74,7 @@ class Registry:
         for table in self.tables.values():
             table.start()
         for table in self.tables.values():
-            table.ready.wait(timeout)
+            table.wait_ready(timeout)
         return self
 
     def stop(self) -> None:
@@ -103,6 +104,8 @@ class Registry:
         if writer is None:
             writer = self._writers[entry.kind] = TableWriter(self.kafka, self.specs[entry.kind])
         writer.put(entry.id, ENTRY, entry.to_dict())
-        self.tables[entry.kind].wait_for(
-            lambda values: int(values.get(entry.id, {}).get("revision", -1)) >= entry.revision,
-            timeout)
+        if not self.tables[entry.kind].wait_for(
+                lambda values: int(values.get(entry.id, {}).get("revision", -1))
+                >= entry.revision, timeout):
+            raise ERR_KAFKA_ADMIN(op=f"read back {entry.kind} {entry.id} within "
+                                  f"{timeout:.0f}s", target=self.specs[entry.kind].name)

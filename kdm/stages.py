@@ -99,8 +99,8 @@ def command_transition(current: Stage, verb: str, **fields: Any) -> Stage:
     job), `pause-task` acts on a Running subtask, nothing leaves Finished. Two verbs are no-ops
     on the stage they ask for, as in DM, whose scheduler accepts Paused → Paused and Running →
     Running and writes the same expected stage again: `pause-task` on Paused (for a subtask
-    paused by a resumable error it also cancels the auto-resume, as DM marks the result
-    canceled; the runner does that on seeing the request) and `resume-task` on Running.
+    paused by a resumable error it also cancels the auto-resume, as DM does; the runner
+    does that on seeing the request) and `resume-task` on Running.
     `start-task` on a Running/Paused subtask and `stop-task` on a Stopped one are refused,
     as DM refuses to start a task that exists and to stop one it no longer has. An unknown
     verb is a programming error (ValueError). `fields` (e.g. task, source) ride on the error.
@@ -194,6 +194,7 @@ class StageWatcher:
         self.key = key
         self.others = others
         self.latest: StageRequest | None = None
+        self.applied = -1  # the last offset read
         self.values: dict[str, dict[str, Any]] = {}
         self.ready = threading.Event()
         self.error: KdmError | None = None
@@ -223,15 +224,15 @@ class StageWatcher:
     def _follow(self) -> None:
         with TopicReader(self.kafka, self.topic.name) as reader:
             low, high = reader.bounds()
-            if high == low:
+            if high <= max(low, self.applied + 1):
                 self.ready.set()
-            for message in reader.read(low, follow=True,
+            # the topic's order decides (not the writers' clocks); after a reconnect it goes
+            # on after the last offset applied, so an older request never comes back
+            for message in reader.read(max(low, self.applied + 1), follow=True,
                                        keep_going=lambda: not self._stop.is_set()):
+                self.applied = message.offset
                 if message.key == self.key and message.schema == STAGE:
-                    request = StageRequest.from_dict(message.value)
-                    # after a reconnect the backlog is read again: only newer requests count
-                    if self.latest is None or request.revision > self.latest.revision:
-                        self.latest = request
+                    self.latest = StageRequest.from_dict(message.value)
                 elif message.key in self.others:
                     self.values[message.key] = message.value
                 if message.offset + 1 >= high:

@@ -59,14 +59,17 @@ class UnitHost:
         self.running: dict[str, _Running] = {}
         self._lock = threading.Lock()
 
-    def reconcile(self, wanted: Mapping[str, Wanted], owned: Collection[int]) -> None:
+    def reconcile(self, wanted: Mapping[str, Wanted],
+                  owned: Callable[[], Collection[int]]) -> None:
         """Start the wanted units this worker owns; stop the others (and restart units
-        whose revision changed or whose thread ended)."""
-        mine = {k: w for k, w in wanted.items() if slot_of(k, self.partitions) in owned}
+        whose revision changed or whose thread ended). `owned` is read under the lock, so
+        a reconcile racing a revoke never acts on the assignment from before it."""
         with self._lock:
+            slots = owned()
+            mine = {k: w for k, w in wanted.items() if slot_of(k, self.partitions) in slots}
             stale = [k for k, r in self.running.items()
-                     if k not in mine or mine[k].revision != r.revision
-                     or not r.thread.is_alive()]
+                     if not r.thread.is_alive() or (not r.stop.is_set() and (
+                         k not in mine or mine[k].revision != r.revision))]
             self._stop(stale)
             for key, want in mine.items():
                 if key not in self.running:
@@ -93,10 +96,18 @@ class UnitHost:
             self.log.error("unit ended on an error", exc, unit=key)
 
     def _stop(self, keys: list[str]) -> None:
+        """Stop units and wait for them; a unit still running after STOP_SECONDS stays
+        listed (asked to stop), so no second copy of it starts while it lives."""
         for key in keys:
             self.running[key].stop.set()
         for key in keys:
-            self.running.pop(key).thread.join(STOP_SECONDS)
+            thread = self.running[key].thread
+            thread.join(STOP_SECONDS)
+            if thread.is_alive():
+                self.log.error("unit did not stop in time; not restarting it while it runs",
+                               unit=key, seconds=STOP_SECONDS)
+                continue
+            del self.running[key]
             self.log.info("unit stopped", unit=key)
 
 
@@ -108,7 +119,7 @@ def run_worker(kafka: KafkaConfig, role: str, name: str,
 
     def changed(membership: Membership) -> None:
         if host is not None:
-            host.reconcile(wanted(), membership.owned())
+            host.reconcile(wanted(), membership.owned)
     membership = worker_membership(kafka, role, name, on_change=changed)
     host = UnitHost(membership.partitions, log)
     membership.start()
@@ -118,7 +129,7 @@ def run_worker(kafka: KafkaConfig, role: str, name: str,
         while not stop.is_set():
             now = (version(), membership.generation)
             if now != seen or time.monotonic() - checked >= RECHECK_SECONDS:
-                host.reconcile(wanted(), membership.owned())
+                host.reconcile(wanted(), membership.owned)
                 seen, checked = now, time.monotonic()
             stop.wait(0.5)
     finally:

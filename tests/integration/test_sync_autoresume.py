@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from consumers.runner import SubtaskRunner, subtask_key
+from consumers.runner import SubtaskRunner
 from kdm.config.decode import Duration
 from kdm.config.service import KafkaConfig
 from kdm.config.source import Checker
 from kdm.errors import ERR_SYNC_META, ERR_SYNC_META_AHEAD, KdmError
 from kdm.relay_log import TopicReader
 from kdm.stack.stack import Endpoints
-from kdm.stages import Stage, read_requests, request
+from kdm.stages import Stage, read_requests, request, subtask_key
 from kdm.topics import Topics
 from tests.integration.relay_support import gtid_now, wait_for
 from tests.integration.sync_support import (

@@ -342,3 +342,46 @@ def test_a_finished_task_starts_again(h: Harness) -> None:
     assert h.control.start_task(TASK, False, [])["result"] is False
     h.report("Finished")
     assert h.control.start_task(TASK, False, [])["result"] is True
+
+
+def test_start_task_checks_its_sources_and_config_changes(h: Harness) -> None:
+    bad = h.control.start_task(TASK, False, ["typo"])
+    assert bad["result"] is False and "not in task" in bad["msg"]
+    assert h.registry.get("task", "demo") is None
+    h.control.start_task(TASK, False, [])
+    first = h.registry.get("task", "demo")
+    h.report("Running")
+    h.control.operate_task("stop-task", "demo", [])
+    h.report("Stopped")
+    assert h.control.start_task(TASK, False, [])["result"] is True
+    assert h.registry.get("task", "demo") == first  # same file: no new revision
+    h.report("Running")
+    h.stages.values[subtask_key("demo", S1)] = {"stage": "Running"}
+    changed = h.control.start_task(TASK.replace("worker-count: 16", "worker-count: 8"),
+                                   False, [])
+    assert changed["result"] is False and "already exists" in changed["msg"]
+
+
+def test_a_source_of_a_stopped_or_finished_task_can_be_removed(h: Harness) -> None:
+    h.control.start_task(TASK, False, [])
+    h.report("Running")
+    h.control.operate_task("stop-task", "demo", [])  # asked Stopped, not reported yet
+    assert h.control.operate_source("stop", [], [S1])["result"] is True
+    h2 = Harness()
+    h2.control.operate_source("create", [SOURCE], [])
+    h2.control.start_task(TASK, False, [])
+    h2.report("Finished")
+    assert h2.control.operate_source("stop", [], [S1])["result"] is True
+
+
+def test_bodies_are_checked_and_path_parameters_decoded() -> None:
+    server = _server(True)
+    assert server.answer("POST", "/api/v1/tasks", b'{"remove_meta": "false"}')[0] == 400
+    assert server.answer("POST", "/api/v1/tasks", b'{"sources": "s1"}')[0] == 400
+    assert server.answer("POST", "/api/v1/tasks", b'{"bogus": 1}')[0] == 400
+    assert server.answer("POST", "/api/v1/tasks/check", b'{"error": true}')[0] == 400
+    code, body = server.answer("POST", "/api/v1/tasks", b'{"remove_meta": true, '
+                               b'"sources": ["s1"], "config": "x"}')
+    assert code == 200
+    _, body = server.answer("POST", "/api/v1/tasks/my%20task/pause", b"{}")
+    assert isinstance(body, dict) and body["params"] == {"name": "my task", "verb": "pause"}
