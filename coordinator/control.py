@@ -245,8 +245,8 @@ class Control:
     def _not_startable(self, task: TaskConfig, only: list[str]) -> str:
         """Why a registered task cannot be started again: a subtask asked to run that has not
         finished, or one not yet Stopped (what was asked and what was reported both count).
-        A Finished subtask (task-mode full) may start again: submitting the task anew
-        restarts it, and with `--remove-meta` it migrates from scratch."""
+        A Finished subtask (task-mode full) may be started again: with `--remove-meta` (or
+        a changed file) it restarts and migrates from scratch; otherwise it stays Finished."""
         if self.registry.get("task", task.name) is None:
             return ""
         requests = self.stages.snapshot()
