@@ -20,6 +20,7 @@ from urllib.parse import quote, urlencode
 import click
 
 from cli.common import emit
+from kdm.config import load_source, load_task
 from kdm.errors import ERR_CTL_MASTER
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -83,11 +84,17 @@ def show(result: dict[str, Any]) -> None:
 
 def task_name(name_or_file: str) -> str:
     """A task name, or the `name` of a task file (dmctl accepts either)."""
-    path = Path(name_or_file)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        from kdm.config import load_task
-        return load_task(path).name
-    return name_or_file
+    return _named(name_or_file, lambda path: load_task(path).name)
+
+
+def _source_id(name_or_file: str) -> str:
+    """A source id, or the `source-id` of a source file."""
+    return _named(name_or_file, lambda path: load_source(path).source_id)
+
+
+def _named(arg: str, read: Callable[[Path], str]) -> str:
+    path = Path(arg)
+    return read(path) if path.suffix in (".yaml", ".yml") and path.is_file() else arg
 
 
 @click.command("operate-source")
@@ -106,14 +113,6 @@ def operate_source(op: str, args: tuple[str, ...], master_addr: str) -> None:
                   {"sources": [_source_id(a) for a in args]}))
     else:
         show(call(master_addr, "GET", "/api/v1/sources", query={"source": list(args)}))
-
-
-def _source_id(arg: str) -> str:
-    path = Path(arg)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        from kdm.config import load_source
-        return load_source(path).source_id
-    return arg
 
 
 @click.command("get-config")

@@ -9,7 +9,7 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from kdm.config.common import DBConfig
-from kdm.errors import ERR_SYNC_DOWNSTREAM
+from kdm.errors import ERR_SYNC_DOWNSTREAM, ErrorSpec
 
 # Zero dates and explicit 0 in AUTO_INCREMENT columns must land as the upstream had them;
 # TIMESTAMP values travel in UTC.
@@ -17,21 +17,22 @@ SESSION = ("SET SESSION sql_mode = 'IGNORE_SPACE,NO_AUTO_VALUE_ON_ZERO,ALLOW_INV
            "SESSION time_zone = '+00:00', SESSION foreign_key_checks = 0")
 
 
-def connect(target: DBConfig, multi_statements: bool = False) -> Any:
-    """A new downstream connection in kdm's session settings (autocommit off); with
-    `multi_statements`, one query may hold several statements (a DML worker sends its
-    whole transaction, COMMIT included, in one round trip)."""
-    args = target.connect_args()
+def connect(target: DBConfig, multi_statements: bool = False, autocommit: bool = False,
+            error: ErrorSpec = ERR_SYNC_DOWNSTREAM, **extra: Any) -> Any:
+    """A new downstream connection in kdm's session settings; with `multi_statements`, one
+    query may hold several statements (a DML worker sends its whole transaction, COMMIT
+    included, in one round trip). A failure is `error` (the unit's own code); `extra` goes
+    to pymysql (e.g. the load's `max_allowed_packet`)."""
+    args = {**target.connect_args(), **extra}
     if multi_statements:
         args["client_flag"] = CLIENT.MULTI_STATEMENTS
     try:
-        conn = pymysql.connect(**args, autocommit=False)
+        conn = pymysql.connect(**args, autocommit=autocommit)
         with conn.cursor() as cur:
             cur.execute(SESSION)
         return conn
     except pymysql.MySQLError as exc:
-        raise ERR_SYNC_DOWNSTREAM(exc, address=f"{args['host']}:{args['port']}",
-                                  op="connect") from exc
+        raise error(exc, address=f"{args['host']}:{args['port']}", op="connect") from exc
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ from typing import Any, Protocol
 
 import pymysql
 
+from consumers import downstream
 from consumers.applier import CONNECTION_ERRNOS
 from consumers.ddl import parse_ddl
-from consumers.downstream import SESSION
 from consumers.dump import Chunk, TableJob
 from consumers.routing import Router
 from kdm import faults
@@ -39,16 +39,10 @@ TABLE_EXISTS, DATABASE_EXISTS = 1050, 1007
 
 
 def connect(target: DBConfig, autocommit: bool = False) -> Any:
-    """A downstream connection in kdm's session (zero dates, UTC, no FK checks)."""
-    args = target.connect_args()
-    try:
-        conn = pymysql.connect(**args, autocommit=autocommit, max_allowed_packet=1 << 30)
-        with conn.cursor() as cur:
-            cur.execute(SESSION)
-        return conn
-    except pymysql.MySQLError as exc:
-        raise ERR_LOAD_DOWNSTREAM(exc, address=f"{target.host}:{target.port}",
-                                  op="connect") from exc
+    """A downstream connection in kdm's session (zero dates, UTC, no FK checks) that takes
+    1 MB statements; a failure is the load unit's error."""
+    return downstream.connect(target, autocommit=autocommit, error=ERR_LOAD_DOWNSTREAM,
+                              max_allowed_packet=1 << 30)
 
 
 # -- targets ------------------------------------------------------------------------------

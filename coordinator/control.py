@@ -16,6 +16,7 @@ Decisions where DM and Kafka differ:
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -36,6 +37,7 @@ from kdm.topics import Topics
 
 Result = dict[str, Any]
 OPS = {"pause-task": "Pause", "resume-task": "Resume", "stop-task": "Stop"}
+PLACEMENT_SECONDS = 1.0
 STAGE_OF = {"pause-task": Stage.PAUSED, "resume-task": Stage.RUNNING,
             "stop-task": Stage.STOPPED}
 
@@ -64,6 +66,7 @@ class Control:
         self.stages = stages
         self.precheck = precheck
         self.placement_of = placement_of
+        self._placements: dict[str, tuple[float, Placement | None]] = {}
 
     # -- sources ------------------------------------------------------------------------
 
@@ -120,10 +123,17 @@ class Control:
         return {"result": not msg, "msg": msg, "source": ident, "worker": worker}
 
     def _worker(self, role: str, key: str) -> str:
-        try:
-            return self.placement_of(self.kafka, role).worker_of(key)
-        except KdmError:
-            return ""
+        """The live worker running `key`; the group is described at most once a second per
+        role, so one answer listing many sources asks the broker once."""
+        now = time.monotonic()
+        cached = self._placements.get(role)
+        if cached is None or now - cached[0] > PLACEMENT_SECONDS:
+            try:
+                found: Placement | None = self.placement_of(self.kafka, role)
+            except KdmError:
+                found = None
+            cached = self._placements[role] = (now, found)
+        return cached[1].worker_of(key) if cached[1] is not None else ""
 
     # -- configs ------------------------------------------------------------------------
 

@@ -117,13 +117,13 @@ class StatusView:
         if task is None and not sources and names:
             return self._summary(names, subtasks, relays)
         if task is None:
-            return self._sources(sources or sorted(relays), relays, [], worker)
+            return self._sources(sources or sorted(relays), relays, [], worker, table)
         mine = [s for s in subtasks if s["name"] == task
                 and (not sources or s["source"] in sources)]
         if task not in names:
             return {"result": False, "msg": f"task {task} does not exist", "sources": []}
         return self._sources(sorted({s["source"] for s in mine} | set(sources)), relays, mine,
-                             worker)
+                             worker, table)
 
     def _summary(self, names: list[str], subtasks: list[dict[str, Any]],
                  relays: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -136,8 +136,8 @@ class StatusView:
         return {"result": True, "msg": "", "tasks": tasks}
 
     def _sources(self, sources: list[str], relays: dict[str, dict[str, Any]],
-                 subtasks: list[dict[str, Any]], worker: Worker) -> dict[str, Any]:
-        fulls = {k: v for k, v in self.status.snapshot().items() if k.startswith("full/")}
+                 subtasks: list[dict[str, Any]], worker: Worker,
+                 table: dict[str, dict[str, Any]]) -> dict[str, Any]:
         results = []
         for source in sources:
             relay = relays.get(source)
@@ -148,7 +148,7 @@ class StatusView:
                 "sourceStatus": {"source": source, "worker": worker("relay", relay_key(source))
                                  or (relay or {}).get("worker", ""), "result": None,
                                  "relayStatus": relay_status(relay)},
-                "subTaskStatus": [{**subtask_status(s, fulls.get(full_key(s["name"], source))),
+                "subTaskStatus": [{**subtask_status(s, table.get(full_key(s["name"], source))),
                                    "worker": worker("sync", subtask_key(s["name"], source))}
                                   for s in raw]})
         return {"result": all(r["result"] for r in results), "msg": "", "sources": results}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from confluent_kafka import Producer
 
@@ -44,7 +44,7 @@ class CompactedTable:
         self._thread = threading.Thread(target=self._run, name=f"follow-{spec.name}",
                                         daemon=True)
 
-    def start(self) -> CompactedTable:
+    def start(self) -> Self:
         """Create the topic if needed and start following it."""
         ensure_topics(self.kafka, [self.spec])
         self._thread.start()

@@ -30,18 +30,14 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from confluent_kafka import Producer
-
-from kdm.avro import AvroCodec
+from kdm.compacted import CompactedTable, TableWriter
 from kdm.config.service import KafkaConfig
-from kdm.errors import ERR_KAFKA_ADMIN, ERR_SYNC_ILLEGAL_COMMAND, ErrorSpec, KdmError
-from kdm.kafka_admin import ensure_topics
+from kdm.errors import ERR_SYNC_ILLEGAL_COMMAND, ErrorSpec
 from kdm.relay_log import TopicReader
 from kdm.topics import Topics
 
@@ -165,12 +161,7 @@ def request(kafka: KafkaConfig, key: str, stage: Stage, by: str) -> StageRequest
 
 def write(kafka: KafkaConfig, key: str, schema: str, record: dict[str, Any]) -> None:
     """Write one control record to the stages topic and wait until Kafka has it."""
-    topic = Topics(kafka.topic_prefix).compacted("stages")
-    ensure_topics(kafka, [topic])
-    producer = Producer(kafka.client(acks="all", log_level=3))
-    producer.produce(topic.name, AvroCodec().encode(schema, record, topic.name), key)
-    if producer.flush(30) != 0:
-        raise ERR_KAFKA_ADMIN(op="produce", target=topic.name)
+    TableWriter(kafka, Topics(kafka.topic_prefix).compacted("stages")).put(key, schema, record)
 
 
 def read_requests(kafka: KafkaConfig) -> dict[str, StageRequest]:
@@ -186,59 +177,25 @@ def read_requests(kafka: KafkaConfig) -> dict[str, StageRequest]:
     return latest
 
 
-class StageWatcher:
-    """Follows the stages topic in a thread and keeps the latest request for one key."""
+class StageWatcher(CompactedTable):
+    """Follows the stages topic and keeps the latest request for one key (and the latest
+    records of `others`, e.g. a subtask's handle-error operation, in `values`). The topic's
+    order decides, never the writers' clocks (see `kdm.compacted`)."""
 
     def __init__(self, kafka: KafkaConfig, key: str, others: tuple[str, ...] = ()) -> None:
-        self.kafka = kafka
+        wanted = {key, *others}
+        super().__init__(kafka, Topics(kafka.topic_prefix).compacted("stages"),
+                         accept=lambda k, _: k in wanted)
         self.key = key
-        self.others = others
-        self.latest: StageRequest | None = None
-        self.applied = -1  # the last offset read
-        self.values: dict[str, dict[str, Any]] = {}
-        self.ready = threading.Event()
-        self.error: KdmError | None = None
-        self._stop = threading.Event()
-        self.topic = Topics(kafka.topic_prefix).compacted("stages")
-        self._thread = threading.Thread(target=self._run, name=f"stages-{key}", daemon=True)
+        self._parsed: tuple[dict[str, Any] | None, StageRequest | None] = (None, None)
 
-    def start(self) -> StageWatcher:
-        """Start following; `ready` is set once the topic's backlog has been read."""
-        ensure_topics(self.kafka, [self.topic])
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop following."""
-        self._stop.set()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._follow()
-            except KdmError as exc:  # the broker went away: follow again from the start
-                self.error = exc
-                self._stop.wait(1.0)
-
-    def _follow(self) -> None:
-        with TopicReader(self.kafka, self.topic.name) as reader:
-            low, high = reader.bounds()
-            if high <= max(low, self.applied + 1):
-                self.ready.set()
-            # the topic's order decides (not the writers' clocks); after a reconnect it goes
-            # on after the last offset applied, so an older request never comes back
-            for message in reader.read(max(low, self.applied + 1), follow=True,
-                                       keep_going=lambda: not self._stop.is_set()):
-                self.applied = message.offset
-                if message.key == self.key and message.schema == STAGE:
-                    self.latest = StageRequest.from_dict(message.value)
-                elif message.key in self.others:
-                    self.values[message.key] = message.value
-                if message.offset + 1 >= high:
-                    self.ready.set()
-                if self._stop.is_set():
-                    return
+    @property
+    def latest(self) -> StageRequest | None:
+        """The latest request for the key (None before the first)."""
+        value = self.values.get(self.key)
+        if value is not self._parsed[0]:
+            self._parsed = (value, StageRequest.from_dict(value) if value else None)
+        return self._parsed[1]
 
 
 def subtask_key(task: str, source_id: str) -> str:

@@ -24,10 +24,11 @@ the only ones the downstream runs. The consumer applies them, reports done, and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from coordinator.shardddl.keeper import LockTable
 from coordinator.shardddl.pessimism import lock_id
 from kdm.errors import (
     ERR_SHARD_DDL_INFO,
@@ -313,7 +314,7 @@ class OptimisticLock:
         return lock
 
 
-class OptimisticKeeper:
+class OptimisticKeeper(LockTable[OptimisticLock]):
     """The optimistic locks of every task, by ID.
 
     Algorithm (DM's optimist, dm-manual-A §7.2): per DDL statement of an info, join every
@@ -340,20 +341,6 @@ class OptimisticKeeper:
     int DEFAULT -1` cannot be joined (same name, different default) and pauses tbl00, and
     so does tbl00 `ADD COLUMN Age bigint DEFAULT 0`: it joins (bigint is wider), but a
     column added again must have the definition the downstream has."""
-
-    def __init__(self, locks: Iterable[OptimisticLock] = ()) -> None:
-        self._locks = {lock.id: lock for lock in locks}
-
-    def __contains__(self, lock_id: object) -> bool:
-        return lock_id in self._locks
-
-    def get(self, lock_id: str) -> OptimisticLock | None:
-        """The lock of that ID, or None."""
-        return self._locks.get(lock_id)
-
-    def locks(self) -> list[OptimisticLock]:
-        """Every lock, by ID (resolved ones included)."""
-        return [self._locks[k] for k in sorted(self._locks)]
 
     def _lock(self, task: str, down_schema: str, down_table: str) -> OptimisticLock:
         key = lock_id(task, down_schema, down_table)

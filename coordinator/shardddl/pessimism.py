@@ -33,6 +33,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from coordinator.shardddl.keeper import LockTable
 from kdm.errors import (
     ERR_SHARD_DDL_DIFFERENT,
     ERR_SHARD_DDL_UNSUPPORTED,
@@ -274,7 +275,7 @@ class PessimisticLock:
         return lock
 
 
-class PessimisticKeeper:
+class PessimisticKeeper(LockTable[PessimisticLock]):
     """The pessimistic locks of every task, by ID; each method returns what to send.
 
     Algorithm (DM's pessimist, dm-manual-A §7.1). A lock waits until every source with shards
@@ -295,20 +296,6 @@ class PessimisticKeeper:
     The order of the sources does not matter; the owner is whoever reported first. If
     replica-02 had reported `DROP COLUMN` instead, `try_sync` raises ShardDDLDifferent and
     replica-02 stays unsynced (shown by show-ddl-locks) until its DDL is replaced."""
-
-    def __init__(self, locks: Iterable[PessimisticLock] = ()) -> None:
-        self._locks = {lock.id: lock for lock in locks}
-
-    def __contains__(self, lock_id: object) -> bool:
-        return lock_id in self._locks
-
-    def get(self, lock_id: str) -> PessimisticLock | None:
-        """The lock of that ID, or None."""
-        return self._locks.get(lock_id)
-
-    def locks(self) -> list[PessimisticLock]:
-        """Every lock, by ID."""
-        return [self._locks[k] for k in sorted(self._locks)]
 
     def try_sync(self, info: PessimisticInfo) -> tuple[PessimisticLock, bool]:
         """Add an info to its lock (created on the first); whether the lock became synced.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +18,16 @@ from click.testing import CliRunner
 from cli.main import main
 from kdm.config.service import KafkaConfig
 from kdm.stack.process import free_ports
-from tests.integration.relay_support import KDM, wait_for
+from kdm.stack.stack import Endpoints
+from tests.integration.relay_support import (
+    KDM,
+    gtid_now,
+    kill_process,
+    source_text,
+    stop_process,
+    wait_for,
+)
+from tests.integration.scenario_support import per_source_task_text
 
 
 @dataclass
@@ -45,21 +53,11 @@ class Service:
 
     def kill(self) -> None:
         """SIGKILL: no cleanup at all."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        kill_process(self.proc)
 
     def stop(self) -> int | None:
         """SIGTERM and wait (a clean shutdown); SIGKILL after 60 s."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.proc.returncode
+        return stop_process(self.proc, 60)
 
 
 class Cluster:
@@ -140,3 +138,30 @@ def subtask(status: dict[str, Any], source: str) -> dict[str, Any]:
             found: dict[str, Any] = entry["subTaskStatus"][0]
             return found
     return {}
+
+
+def source_files(endpoints: Endpoints, tmp_path: Path, names: dict[str, str]
+                 ) -> dict[str, Path]:
+    """A source.yaml per source (by its short name), relays starting at the upstream's
+    current GTID set."""
+    gtid = gtid_now(endpoints)
+    files = {}
+    for short, source in names.items():
+        files[short] = tmp_path / f"{source}.yaml"
+        files[short].write_text(source_text(endpoints, source, gtid=gtid))
+    return files
+
+
+def side_by_side_task(endpoints: Endpoints, tmp_path: Path, task: str, names: dict[str, str],
+                      ups: dict[str, str], downs: dict[str, str]) -> Path:
+    """A task file in which each source (by short name) migrates its own upstream schema
+    `ups[s]` into its own downstream schema `downs[s]`."""
+    body = ("routes:\n" + "".join(
+        f"  r-{s}: {{schema-pattern: {ups[s]}, target-schema: {downs[s]}}}\n"
+        for s in names) + "block-allow-list:\n" + "".join(
+        f"  only-{s}: {{do-dbs: [{ups[s]}]}}\n" for s in names))
+    path = tmp_path / "task.yaml"
+    path.write_text(per_source_task_text(task, endpoints, {
+        source: f"route-rules: [r-{s}]\nblock-allow-list: only-{s}"
+        for s, source in names.items()}, body))
+    return path

@@ -88,6 +88,26 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
+def kill_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL a child by its PID (no cleanup at all) and reap it."""
+    if proc is not None and proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float) -> int | None:
+    """SIGTERM a child by its PID and wait (SIGKILL after `timeout`); its exit code."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            kill_process(proc)
+    return proc.returncode
+
+
 @dataclass
 class ProducerProcess:
     """`kdm producer run` as a child process, stopped or killed by its PID."""
@@ -112,21 +132,11 @@ class ProducerProcess:
 
     def kill(self) -> None:
         """SIGKILL: no cleanup at all."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        kill_process(self.proc)
 
     def stop(self) -> int | None:
         """SIGTERM and wait: a clean shutdown."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.proc.returncode
+        return stop_process(self.proc, 30)
 
     def exited(self) -> int | None:
         """The exit code once the process has ended, else None."""

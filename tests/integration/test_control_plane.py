@@ -12,9 +12,15 @@ import pytest
 
 from kdm.config.service import KafkaConfig
 from kdm.stack.stack import Endpoints
-from tests.integration.control_support import Cluster, cluster, subtask
-from tests.integration.relay_support import gtid_now, source_text, wait_for
-from tests.integration.scenario_support import databases, per_source_task_text
+from tests.integration.control_support import (
+    Cluster,
+    cluster,
+    side_by_side_task,
+    source_files,
+    subtask,
+)
+from tests.integration.relay_support import wait_for
+from tests.integration.scenario_support import databases
 from tests.integration.sync_support import execute, rows
 
 pytestmark = pytest.mark.integration
@@ -63,19 +69,8 @@ def test_cli_drives_sources_tasks_and_stages(endpoints: Endpoints, kafka: KafkaC
         for s in names:
             execute(endpoints, ups[s], TABLE)
             execute(endpoints, downs[s], TABLE, side="down")
-        gtid = gtid_now(endpoints)
-        files = {}
-        for s, source in names.items():
-            files[s] = tmp_path / f"{source}.yaml"
-            files[s].write_text(source_text(endpoints, source, gtid=gtid))
-        task_file = tmp_path / "task.yaml"
-        body = ("routes:\n" + "".join(
-            f"  r-{s}: {{schema-pattern: {ups[s]}, target-schema: {downs[s]}}}\n"
-            for s in names) + "block-allow-list:\n" + "".join(
-            f"  only-{s}: {{do-dbs: [{ups[s]}]}}\n" for s in names))
-        task_file.write_text(per_source_task_text(task, endpoints, {
-            source: f"route-rules: [r-{s}]\nblock-allow-list: only-{s}"
-            for s, source in names.items()}, body))
+        files = source_files(endpoints, tmp_path, names)
+        task_file = side_by_side_task(endpoints, tmp_path, task, names, ups, downs)
         sources = sorted(names.values())
         pairs = [(ups[s], downs[s]) for s in names]
 

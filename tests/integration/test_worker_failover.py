@@ -12,9 +12,9 @@ import pytest
 
 from kdm.config.service import KafkaConfig
 from kdm.stack.stack import Endpoints
-from tests.integration.control_support import cluster, subtask
-from tests.integration.relay_support import gtid_now, source_text, wait_for
-from tests.integration.scenario_support import databases, per_source_task_text
+from tests.integration.control_support import cluster, side_by_side_task, source_files, subtask
+from tests.integration.relay_support import wait_for
+from tests.integration.scenario_support import databases
 from tests.integration.sync_support import execute, rows
 
 pytestmark = pytest.mark.integration
@@ -48,20 +48,8 @@ def test_killed_worker_moves_its_subtasks(endpoints: Endpoints, kafka: KafkaConf
         for s in names:
             execute(endpoints, ups[s], TABLE)
             execute(endpoints, downs[s], TABLE, side="down")
-        gtid = gtid_now(endpoints)
-        files = []
-        for source in names.values():
-            path = tmp_path / f"{source}.yaml"
-            path.write_text(source_text(endpoints, source, gtid=gtid))
-            files.append(str(path))
-        task_file = tmp_path / "task.yaml"
-        body = ("routes:\n" + "".join(
-            f"  r-{s}: {{schema-pattern: {ups[s]}, target-schema: {downs[s]}}}\n"
-            for s in names) + "block-allow-list:\n" + "".join(
-            f"  only-{s}: {{do-dbs: [{ups[s]}]}}\n" for s in names))
-        task_file.write_text(per_source_task_text(task, endpoints, {
-            source: f"route-rules: [r-{s}]\nblock-allow-list: only-{s}"
-            for s, source in names.items()}, body))
+        files = [str(path) for path in source_files(endpoints, tmp_path, names).values()]
+        task_file = side_by_side_task(endpoints, tmp_path, task, names, ups, downs)
         ctl.coordinator()
         ctl.producer("p1")
         workers = {"c1": ctl.consumer("c1"), "c2": ctl.consumer("c2")}
