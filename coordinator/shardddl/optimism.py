@@ -25,11 +25,10 @@ the only ones the downstream runs. The consumer applies them, reports done, and 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from coordinator.shardddl.keeper import LockTable
-from coordinator.shardddl.pessimism import lock_id
 from kdm.errors import (
     ERR_SHARD_DDL_INFO,
     ERR_SHARD_DDL_UNSUPPORTED,
@@ -41,88 +40,12 @@ from kdm.schema_join import compare, join
 from kdm.schema_sql import quote_name
 from kdm.schema_table import Column, Index, TableSchema
 from kdm.schema_types import canonical_type
+from kdm.shard_ddl import OPTIMISTIC, OptimisticInfo, OptimisticOperation, TableKey, lock_id
 
-MODE = "optimistic"
+MODE = OPTIMISTIC
+__all__ = ["MODE", "OptimisticInfo", "OptimisticKeeper", "OptimisticLock",
+           "OptimisticOperation", "TableKey"]
 
-TableKey = tuple[str, str, str]
-"""(source, upstream schema, upstream table): one shard of a target table."""
-
-
-@dataclass(frozen=True)
-class OptimisticInfo:
-    """A shard's DDLs (routed to the target) with its structure before and after each one."""
-
-    task: str
-    source: str
-    up_schema: str
-    up_table: str
-    down_schema: str
-    down_table: str
-    ddls: tuple[str, ...]
-    table_before: TableSchema
-    tables_after: tuple[TableSchema, ...]
-
-    @property
-    def lock_id(self) -> str:
-        """The ID of the target table's lock."""
-        return lock_id(self.task, self.down_schema, self.down_table)
-
-    @property
-    def key(self) -> TableKey:
-        """The shard this info is about."""
-        return (self.source, self.up_schema, self.up_table)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The message form (JSON-compatible; structures in TableSchema's dict form)."""
-        return {"task": self.task, "source": self.source, "up_schema": self.up_schema,
-                "up_table": self.up_table, "down_schema": self.down_schema,
-                "down_table": self.down_table, "ddls": list(self.ddls),
-                "table_before": self.table_before.to_dict(),
-                "tables_after": [t.to_dict() for t in self.tables_after]}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> OptimisticInfo:
-        """Inverse of `to_dict`."""
-        return cls(str(data["task"]), str(data["source"]), str(data["up_schema"]),
-                   str(data["up_table"]), str(data["down_schema"]), str(data["down_table"]),
-                   tuple(str(d) for d in data["ddls"]),
-                   TableSchema.from_dict(data["table_before"]),
-                   tuple(TableSchema.from_dict(t) for t in data["tables_after"]))
-
-
-@dataclass(frozen=True)
-class OptimisticOperation:
-    """The answer to one info: the DDLs the shard's consumer runs downstream (maybe none),
-    or `conflict`, the rendered error it pauses the table with; sent back with `done`."""
-
-    lock_id: str
-    task: str
-    source: str
-    up_schema: str
-    up_table: str
-    ddls: tuple[str, ...]
-    conflict: str = ""
-    done: bool = False
-
-    @classmethod
-    def conflicted(cls, info: OptimisticInfo, error: KdmError) -> OptimisticOperation:
-        """The operation telling the consumer to pause the table with `error`."""
-        return cls(info.lock_id, info.task, info.source, info.up_schema, info.up_table, (),
-                   str(error))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The message form (JSON-compatible)."""
-        return {"lock_id": self.lock_id, "task": self.task, "source": self.source,
-                "up_schema": self.up_schema, "up_table": self.up_table,
-                "ddls": list(self.ddls), "conflict": self.conflict, "done": self.done}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> OptimisticOperation:
-        """Inverse of `to_dict`."""
-        return cls(str(data["lock_id"]), str(data["task"]), str(data["source"]),
-                   str(data["up_schema"]), str(data["up_table"]),
-                   tuple(str(d) for d in data["ddls"]), str(data.get("conflict", "")),
-                   bool(data.get("done", False)))
 
 
 class OptimisticLock:

@@ -27,98 +27,31 @@ owner, `finish_unlock`; `remove_source` handles a source removed from the task m
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from enum import Enum
 from typing import Any
-
-from sqlglot import exp
 
 from coordinator.shardddl.keeper import LockTable
 from kdm.errors import (
     ERR_SHARD_DDL_DIFFERENT,
-    ERR_SHARD_DDL_UNSUPPORTED,
     ERR_SHARD_LOCK_LOAD,
     ERR_SHARD_LOCK_NOT_FOUND,
     ERR_SHARD_LOCK_RESOLVED,
     ERR_SHARD_OWNER_NOT_DONE,
     ERR_SHARD_OWNER_NOT_WAITING,
-    KdmError,
 )
-from kdm.schema_sql import parse, quote_name, rename_pairs
+from kdm.shard_ddl import (
+    PESSIMISTIC,
+    PessimisticInfo,
+    PessimisticOperation,
+    ShardDDLAction,
+    classify_shard_ddl,
+    lock_id,
+    same_ddls,
+)
 
-MODE = "pessimistic"
-
-
-def lock_id(task: str, schema: str, table: str) -> str:
-    """The lock ID of a target table: ``<task>-`<schema>`.`<table>```."""
-    return f"{task}-{quote_name(schema)}.{quote_name(table)}"
-
-
-def same_ddls(a: Sequence[str], b: Sequence[str]) -> bool:
-    """DM's `CompareShardingDDLs`: the same number of statements, each found in the other."""
-    return len(a) == len(b) and set(a) == set(b)
-
-
-@dataclass(frozen=True)
-class PessimisticInfo:
-    """A source's report that all its shards of one target ran the same DDLs.
-
-    `ddls` are routed to the target (as the lock shows them); `sources` are the task's
-    sources with shards of that target, the ones the lock waits for."""
-
-    task: str
-    source: str
-    up_schema: str
-    up_table: str
-    down_schema: str
-    down_table: str
-    ddls: tuple[str, ...]
-    sources: tuple[str, ...]
-
-    @property
-    def lock_id(self) -> str:
-        """The ID of the lock this info joins."""
-        return lock_id(self.task, self.down_schema, self.down_table)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The message form (JSON-compatible)."""
-        return {"task": self.task, "source": self.source, "up_schema": self.up_schema,
-                "up_table": self.up_table, "down_schema": self.down_schema,
-                "down_table": self.down_table, "ddls": list(self.ddls),
-                "sources": list(self.sources)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PessimisticInfo:
-        """Inverse of `to_dict`."""
-        return cls(str(data["task"]), str(data["source"]), str(data["up_schema"]),
-                   str(data["up_table"]), str(data["down_schema"]), str(data["down_table"]),
-                   tuple(str(d) for d in data["ddls"]), tuple(str(s) for s in data["sources"]))
-
-
-@dataclass(frozen=True)
-class PessimisticOperation:
-    """The coordinator's answer to one source: execute the lock's DDLs (`exec`) or skip them.
-
-    The consumer sends the same value back with `done` set once it has acted on it."""
-
-    lock_id: str
-    task: str
-    source: str
-    ddls: tuple[str, ...]
-    exec: bool
-    done: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """The message form (JSON-compatible)."""
-        return {"lock_id": self.lock_id, "task": self.task, "source": self.source,
-                "ddls": list(self.ddls), "exec": self.exec, "done": self.done}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PessimisticOperation:
-        """Inverse of `to_dict`."""
-        return cls(str(data["lock_id"]), str(data["task"]), str(data["source"]),
-                   tuple(str(d) for d in data["ddls"]), bool(data["exec"]),
-                   bool(data.get("done", False)))
+MODE = PESSIMISTIC
+__all__ = ["MODE", "PessimisticInfo", "PessimisticKeeper", "PessimisticLock",
+           "PessimisticOperation", "ShardDDLAction", "classify_shard_ddl", "lock_id",
+           "same_ddls"]
 
 
 class PessimisticLock:
@@ -345,9 +278,9 @@ class PessimisticKeeper(LockTable[PessimisticLock]):
 
     def remove_task(self, task: str) -> list[str]:
         """Drop every lock of a task (stop-task --remove-meta); the removed IDs."""
-        gone = [lock_id for lock_id, lock in self._locks.items() if lock.task == task]
-        for lock_id in gone:
-            del self._locks[lock_id]
+        gone = [key for key, lock in self._locks.items() if lock.task == task]
+        for key in gone:
+            del self._locks[key]
         return gone
 
     def unlock(self, lock_id: str, owner: str | None = None,
@@ -394,61 +327,3 @@ class PessimisticKeeper(LockTable[PessimisticLock]):
         return lock
 
 
-class ShardDDLAction(Enum):
-    """What the sync unit does with a shard table's DDL (dm-manual-A §7.1 restrictions)."""
-
-    COORDINATE = "coordinate"
-    IGNORE = "ignore"
-    DIRECT = "direct"
-
-
-_BY_TREE: dict[tuple[type, str], ShardDDLAction] = {
-    (exp.Alter, "TABLE"): ShardDDLAction.COORDINATE,
-    (exp.Drop, "TABLE"): ShardDDLAction.IGNORE,
-    (exp.Drop, "DATABASE"): ShardDDLAction.IGNORE,
-    (exp.Drop, "SCHEMA"): ShardDDLAction.IGNORE,
-    (exp.TruncateTable, ""): ShardDDLAction.IGNORE,
-    (exp.Create, "TABLE"): ShardDDLAction.DIRECT,
-    (exp.Create, "DATABASE"): ShardDDLAction.DIRECT,
-    (exp.Create, "SCHEMA"): ShardDDLAction.DIRECT,
-    (exp.Create, "VIEW"): ShardDDLAction.DIRECT,
-    (exp.Drop, "VIEW"): ShardDDLAction.DIRECT,
-}
-_BY_WORDS: dict[tuple[str, ...], ShardDDLAction] = {
-    ("ALTER", "TABLE"): ShardDDLAction.COORDINATE,
-    ("RENAME", "TABLE"): ShardDDLAction.COORDINATE,
-    ("ALTER", "DATABASE"): ShardDDLAction.DIRECT,
-    ("ALTER", "SCHEMA"): ShardDDLAction.DIRECT,
-}
-
-
-def classify_shard_ddl(sql: str, mode: str = MODE) -> ShardDDLAction:
-    """How a DDL on a shard table is handled in a shard-merge task (both modes).
-
-    IGNORE: DROP TABLE, DROP DATABASE and TRUNCATE TABLE, which DM's sync unit silently
-    skips on shards (restrictions 4-5). DIRECT: CREATE TABLE (a new shard, which must
-    already have the post-DDL structure), databases and views, applied without a lock.
-    COORDINATE: ALTER TABLE, CREATE/DROP INDEX and RENAME TABLE, which go through the lock.
-    Refused with ShardDDLUnsupported (38007): a RENAME TABLE of several tables (one rename
-    per statement, restrictions 6-7) and statements no rule covers. That a rename's target
-    must not exist is checked by the sync unit, which knows the tables."""
-    stmt = parse(sql)
-    if stmt.tree is not None:
-        kind = str(stmt.tree.args.get("kind") or "").upper()
-        action = _BY_TREE.get((type(stmt.tree), kind))
-    else:
-        action = _BY_WORDS.get(stmt.words[:2])
-    if action is None:
-        raise ERR_SHARD_DDL_UNSUPPORTED(mode=mode, sql=sql, problem=stmt.problem or
-                                        "a shard-merge task does not handle this statement")
-    if stmt.words[:2] == ("RENAME", "TABLE") and len(_renames(stmt.sql)) != 1:
-        raise ERR_SHARD_DDL_UNSUPPORTED(mode=mode, sql=sql,
-                                        problem="only one table may be renamed per statement")
-    return action
-
-
-def _renames(sql: str) -> list[Any]:
-    try:
-        return list(rename_pairs(parse(sql)))
-    except KdmError:
-        return []

@@ -12,11 +12,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from kdm.errors import KdmError
+from kdm.shard_ddl import ShardingGroupStatus
+
+__all__ = ["NO_LOCK_MSG", "ShardingGroupStatus", "blocking_ddls", "lock_entry",
+           "show_ddl_locks", "sync_shard_fields", "unlock_ddl_lock_result",
+           "unresolved_groups"]
 
 NO_LOCK_MSG = "no DDL lock exists"
 
@@ -77,33 +81,6 @@ def show_ddl_locks(locks: Iterable[ShowableLock], task: str | None = None,
 def unlock_ddl_lock_result(error: KdmError | None = None) -> dict[str, Any]:
     """unlock-ddl-lock's answer: `result` false with the error's text when it failed."""
     return {"result": error is None, "msg": "" if error is None else str(error)}
-
-
-@dataclass(frozen=True)
-class ShardingGroupStatus:
-    """A source-local sharding group as the sync consumer reports it in its status.
-
-    `target` is ```<db>`.`<table>``` downstream; `synced` / `unsynced` the source's shard
-    tables (```<db>`.`<table>```) that have / have not reached the group's DDLs, first seen
-    at `first_pos`, e.g. "(bin|000001.000001, 3130)"."""
-
-    target: str
-    ddls: tuple[str, ...]
-    first_pos: str
-    synced: tuple[str, ...]
-    unsynced: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """query-status' `unresolvedGroups` element (also the status message form)."""
-        return {"target": self.target, "DDLs": list(self.ddls), "firstPos": self.first_pos,
-                "synced": list(self.synced), "unsynced": list(self.unsynced)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ShardingGroupStatus:
-        """Inverse of `to_dict`."""
-        return cls(str(data["target"]), tuple(str(d) for d in data["DDLs"]),
-                   str(data["firstPos"]), tuple(str(t) for t in data["synced"]),
-                   tuple(str(t) for t in data["unsynced"]))
 
 
 def unresolved_groups(groups: Iterable[ShardingGroupStatus]) -> list[dict[str, Any]]:
