@@ -224,6 +224,32 @@ def _progress(master_addr: str, query: dict[str, Any]) -> None:
             time.sleep(1.0)
 
 
+@click.command("show-ddl-locks")
+@click.argument("task", required=False)
+@click.option("-s", "--source", "sources", multiple=True,
+              help="Only locks involving this source (repeatable).")
+@master_option
+def show_ddl_locks(task: str | None, sources: tuple[str, ...], master_addr: str) -> None:
+    """Show the unresolved shard-DDL locks (of a task name or task file)."""
+    query: dict[str, Any] = {"source": list(sources)}
+    if task:
+        query["task"] = task_name(task)
+    show(call(master_addr, "GET", "/api/v1/ddl-locks", query=query))
+
+
+@click.command("unlock-ddl-lock")
+@click.argument("lock_id")
+@click.option("--owner", default="", help="The source that executes the DDLs instead of the "
+              "lock's owner (only when the owner was removed from the task).")
+@click.option("--force-remove", is_flag=True,
+              help="Remove the lock even if the owner fails to execute the DDLs.")
+@master_option
+def unlock_ddl_lock(lock_id: str, owner: str, force_remove: bool, master_addr: str) -> None:
+    """Resolve a pessimistic lock by hand: the owner executes, the others skip (seed 003)."""
+    show(call(master_addr, "POST", "/api/v1/ddl-locks/unlock",
+              {"id": lock_id, "owner": owner, "force_remove": force_remove}))
+
+
 @click.group("config")
 def config() -> None:
     """Export or import every source and task config."""
@@ -274,4 +300,4 @@ def read_import(directory: Path) -> tuple[dict[str, str], dict[str, str]]:
 
 
 COMMANDS = (operate_source, get_config, check_task, start_task, pause_task, resume_task,
-            stop_task, query_status, config)
+            stop_task, query_status, show_ddl_locks, unlock_ddl_lock, config)

@@ -14,6 +14,7 @@ once.
 from __future__ import annotations
 
 import functools
+import json
 import threading
 import time
 from typing import Any
@@ -30,6 +31,7 @@ from kdm.errors import ERR_SYNC_FULL_SOURCE, ERR_SYNC_INTERNAL, ERR_SYNC_STAGE, 
 from kdm.log import Logger
 from kdm.position import Position, binlog_text, file_index
 from kdm.relay_log import TopicReader
+from kdm.shard_ddl import blocking_ddls, unresolved_groups
 from kdm.stages import (
     TRANSITIONS,
     Stage,
@@ -59,7 +61,7 @@ class SubtaskRunner:
         self.key = subtask_key(task.name, source_id)
         self.stage = Stage.NEW
         self.errors: list[KdmError] = []
-        self.subtask = Subtask(task, source_id, kafka, self.codec)
+        self.subtask = Subtask(task, source_id, kafka, self.codec, source)
         self.log = Logger("sync", task=task.name, source=source_id)
         self._handled = 0
         self.checker = checker or Checker()
@@ -247,13 +249,15 @@ class SubtaskRunner:
         return {
             "name": self.task.name, "source": self.source_id, "worker": host_id(),
             "stage": self.stage.value, "unit": self._unit(),
-            "errors": [e.to_dict() for e in self.errors], "unresolvedDDLLockID": "",
+            "errors": [e.to_dict() for e in self.errors],
+            "unresolvedDDLLockID": stats.lock_id,
             "totalEvents": stats.total_events, "totalTps": stats.total_tps(),
             "recentTps": stats.recent_tps(), "masterBinlog": binlog_text(master),
             "masterBinlogGtid": master.gtid if master else "",
             "syncerBinlog": binlog_text(applied),
             "syncerBinlogGtid": applied.gtid if applied else "",
-            "blockingDDLs": list(stats.blocking_ddls), "unresolvedGroups": "[]",
+            "blockingDDLs": blocking_ddls(stats.shard_groups),
+            "unresolvedGroups": json.dumps(unresolved_groups(stats.shard_groups)),
             "synced": lag == 0 and self.stage == Stage.RUNNING,
             "topic": sub.topic, "partition": 0, "offset": sub.next_offset,
             "consumerLag": lag, "secondsBehindMaster": 0.0 if lag == 0 else

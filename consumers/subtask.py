@@ -33,9 +33,12 @@ from consumers.ddl import parse_ddl
 from consumers.downstream import KeyCache, connect
 from consumers.feed import Feed, Layout
 from consumers.pipeline import Pipeline, Rules
+from consumers.shard_sync import Action, ShardSync
 from consumers.sync_status import SyncStats
+from kdm import faults
 from kdm.avro import AvroCodec
 from kdm.config.service import KafkaConfig
+from kdm.config.source import SourceConfig
 from kdm.config.task import TaskConfig, resolve_units
 from kdm.errors import (
     ERR_KAFKA_ADMIN,
@@ -65,6 +68,14 @@ DDL_DONE_ERRNOS = frozenset({1007, 1008, 1050, 1051, 1060, 1061, 1068, 1091})
 DDL_DONE_IN_SAFE_MODE = DDL_DONE_ERRNOS | {1054, 1146}
 
 
+class Reseek(Exception):
+    """A shard-DDL lock was resolved: read again from the table checkpoints."""
+
+
+class Interrupted(Exception):
+    """Stopped while waiting for the coordinator: nothing past the last checkpoint counts."""
+
+
 class OffsetReset(Exception):
     """Someone committed another offset for the subtask's group (a replay request)."""
 
@@ -91,7 +102,7 @@ class Subtask:
     """Runs one task x source until stopped or paused."""
 
     def __init__(self, task: TaskConfig, source_id: str, kafka: KafkaConfig,
-                 codec: AvroCodec | None = None) -> None:
+                 codec: AvroCodec | None = None, source: SourceConfig | None = None) -> None:
         self.task = task
         self.source_id = source_id
         self.kafka = kafka
@@ -118,18 +129,32 @@ class Subtask:
         # safe mode until past `safe_position`
         self.start_at: Position | None = None
         self.safe_position: Position | None = None
+        # a shard-merge task's groups and link to the coordinator (DESIGN.md §6)
+        self.shard = ShardSync(task, source_id, kafka, source, self.codec) \
+            if task.effective_shard_mode else None
+        self._stop: threading.Event | None = None
 
     # -- running ------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         """Apply the relay until `stop` is set (errors propagate to the caller); start over
         from the checkpoint rules when someone moves the subtask's offset."""
-        while not stop.is_set():
-            try:
-                self._run(stop)
-                return
-            except OffsetReset as reset:
-                self.log.info("offset moved by someone else: replaying", offset=reset.offset)
+        self._stop = stop
+        try:
+            while not stop.is_set():
+                try:
+                    self._run(stop)
+                    return
+                except OffsetReset as reset:
+                    self.log.info("offset moved by someone else: replaying",
+                                  offset=reset.offset)
+                except Reseek:
+                    self.log.info("shard ddl lock resolved: replaying the skipped events")
+                except Interrupted:
+                    return
+        finally:
+            if self.shard is not None:
+                self.shard.close()
 
     def _run(self, stop: threading.Event) -> None:
         target = self.task.target_database
@@ -141,7 +166,7 @@ class Subtask:
         consumer = open_consumer(self.kafka, **{"group.id": self.group,
                                                "auto.offset.reset": "error"})
         try:
-            start = self._start(consumer)
+            start = self._start(consumer, pipeline)
             self._check_held(consumer, start)
             if self.saved_online and pipeline.rules.online is not None:
                 pipeline.rules.online.restore(self.saved_online)
@@ -155,7 +180,7 @@ class Subtask:
             keys.close()
             consumer.close()
 
-    def _start(self, consumer: Consumer) -> int:
+    def _start(self, consumer: Consumer, pipeline: Pipeline) -> int:
         conn = connect(self.task.target_database)
         try:
             with conn.cursor() as cur:
@@ -181,9 +206,14 @@ class Subtask:
         finally:
             conn.close()
         self.round, self.safe_until = decided.round, decided.safe_until
-        self.log.info("subtask starting", offset=decided.offset, reason=decided.reason,
-                      safe_until=decided.safe_until)
-        return decided.offset
+        start = decided.offset
+        if self.shard is not None:
+            start = self.shard.begin(pipeline, self.tracker, decided.offset,
+                                     reset=decided.reason.startswith("offset reset"))
+            self._shard_status()
+        self.log.info("subtask starting", offset=start, reason=decided.reason,
+                      checkpoint=decided.offset, safe_until=decided.safe_until)
+        return start
 
     def _pin(self, conn: Any, decided: checkpoint.Start) -> None:
         """Make exactly `worker-count` rows agree on the decided start, in one transaction,
@@ -275,6 +305,7 @@ class Subtask:
         tracked: list[Any] | None = None  # the column list last checked against the tracker
         layouts = feed.layouts
         stats = self.stats
+        groups = self.shard.groups if self.shard is not None else None
         while not stop.is_set():
             items = feed.next(0.05)
             for item in items:
@@ -287,6 +318,10 @@ class Subtask:
                     if layout.columns is not tracked:
                         self._track_columns(layout)
                         tracked = layout.columns
+                    if groups is not None and groups.filtering and \
+                            groups.skips((layout.schema, layout.table), offset):
+                        pending.end = offset + 1
+                        continue
                     change = pipeline.change(layout, before, after, offset)
                     if change is not None and not self._add(pending, change, keys):
                         inflight = self._ship(consumer, applier, pending, inflight)
@@ -301,6 +336,15 @@ class Subtask:
                 stats.seen(record)
                 pending.ts_ms = record["timestamp_ms"]
                 kind = record["kind"]
+                if groups is not None and groups.horizon and offset >= groups.horizon:
+                    # the skipped events are all re-applied: save that, once they are
+                    resume = max(pending.start, pending.end)
+                    inflight = self._ship(consumer, applier, pending, inflight)
+                    self._finish(consumer, applier, inflight)
+                    inflight = None
+                    pending = self._new_round(resume)
+                    groups.passed(offset)
+                    self._save_state(pipeline, offset)
                 if kind == "DDL":
                     inflight = self._ship(consumer, applier, pending, inflight)
                     self._finish(consumer, applier, inflight)
@@ -440,12 +484,47 @@ class Subtask:
         position = self._mark(record)
         at = position.split("@", 1)[0]
         statements = self._handled(at)
+        plan = None
+        if statements is None and self.shard is not None:
+            try:
+                plan = self.shard.plan(record, offset, position, pipeline)
+            except KdmError:
+                self.failed_ddl = at
+                raise
+            self._shard_status()
+            if plan.action is Action.SKIP:
+                return
+            if plan.action is Action.OPTIMISTIC:
+                assert plan.table is not None
+                answer = self.shard.optimistic(plan.table, record, plan.statements,
+                                               self.tracker, pipeline, self._stopped)
+                if answer is None:
+                    raise Interrupted()
+                self.shard.remember_done(answer)
+                statements = tuple(answer.ddls)
+            elif plan.action is not Action.NORMAL:
+                statements = ()
         if statements is None:
             try:
                 statements = pipeline.ddl(record).statements
             except KdmError:
                 self.failed_ddl = at
                 raise
+        self._run_ddls(pipeline, offset, record, position, statements, keys)
+        if plan is not None and plan.action is Action.LOCK:
+            self._lock(plan, pipeline, offset, record, position, keys)
+        elif self.shard is not None and self.shard.pending_done:
+            self.shard.send_done()
+            self._shard_status()
+        self.stats.ddl(record["query"])
+        metrics.DDLS.labels(task=self.task.name, source=self.source_id).inc()
+
+    def _run_ddls(self, pipeline: Pipeline, offset: int, record: dict[str, Any] | None,
+                  position: str, statements: tuple[str, ...], keys: KeyCache,
+                  end: int | None = None) -> None:
+        """Run a DDL record's downstream statements, track it and checkpoint past it (or
+        at `end`)."""
+        at = position.split("@", 1)[0]
         conn = connect(self.task.target_database)
         safe = self.sync.safe_mode or offset < self.safe_until
         try:
@@ -457,21 +536,67 @@ class Subtask:
                 conn.commit()
                 for sql in statements:
                     try:
-                        self._run_ddl(cur, sql, safe, at)
+                        self._run_ddl(cur, sql, safe or record is None, at)
                     except KdmError:
                         self.failed_ddl = at
                         raise
                 keys.clear()  # a DDL may change any table's keys; they are re-read lazily
-                self._track_ddl(record)
-                self._checkpoint_all(cur, offset, position, pipeline)
+                if record is not None:
+                    self._track_ddl(record)
+                self._checkpoint_all(cur, offset, position, pipeline, end)
             conn.commit()
         except pymysql.MySQLError as exc:
             raise ERR_SYNC_DOWNSTREAM(exc, address=self.task.target_database.host,
                                       op="checkpoint a DDL") from exc
         finally:
             conn.close()
-        self.stats.ddl(record["query"])
-        metrics.DDLS.labels(task=self.task.name, source=self.source_id).inc()
+
+    def _lock(self, plan: Any, pipeline: Pipeline, offset: int, record: dict[str, Any],
+              position: str, keys: KeyCache) -> None:
+        """Pessimistic: the group is synced; ask the coordinator, run (owner) or skip its
+        DDLs, checkpoint with the seek-back plan, report done, and read again from the
+        first skipped event (kdm/shard_ddl.py, steps 2-5)."""
+        assert self.shard is not None
+        faults.point("sync.shard.before_info")
+        self.stats.lock_id = self.shard.groups.lock_id(plan.group)
+        answer = self.shard.lock(plan.group, self._stopped)
+        if answer is None:
+            raise Interrupted()
+        execute = bool((answer.body or {}).get("exec"))
+        faults.point("sync.shard.before_ddl" if execute else "sync.shard.before_skip")
+        self.shard.remember_done(answer)
+        seek = self.shard.groups.resolve(plan.group, offset)
+        self._run_ddls(pipeline, offset, None, position,
+                       tuple(answer.ddls) if execute else (), keys, end=seek)
+        faults.point("sync.shard.after_checkpoint")
+        self.shard.send_done()
+        self._shard_status()
+        self.log.info("shard ddl lock done", lock=answer.lock_id, exec=execute, seek=seek)
+        raise Reseek()
+
+    def _stopped(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    def _shard_status(self) -> None:
+        assert self.shard is not None
+        self.stats.shard_groups = self.shard.groups.unresolved()
+        self.stats.lock_id = self.shard.waiting
+
+    def _save_state(self, pipeline: Pipeline, offset: int) -> None:
+        """Write the state row alone (the rounds before `offset` are all applied)."""
+        conn = connect(self.task.target_database)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(checkpoint.state_sql(self.task.meta_schema),
+                            (self.task.name, self.source_id, self.round - 1, offset, offset,
+                             self.safe_until, self.last_position,
+                             json.dumps(self._state(pipeline))))
+            conn.commit()
+        except pymysql.MySQLError as exc:
+            raise ERR_SYNC_DOWNSTREAM(exc, address=self.task.target_database.host,
+                                      op="save the subtask state") from exc
+        finally:
+            conn.close()
 
     # -- tracked schemas and other state kept with the checkpoint ------------------------
 
@@ -499,7 +624,8 @@ class Subtask:
         online = pipeline.rules.online
         return {"tracker": self.tracker.to_dict(),
                 "online": online.to_dict() if online is not None else None,
-                "handled": sorted(self.used_operations)}
+                "handled": sorted(self.used_operations),
+                "shard": self.shard.to_dict() if self.shard is not None else None}
 
     def _restore(self, state: str | None) -> None:
         if not state:
@@ -509,6 +635,8 @@ class Subtask:
             self.tracker = Tracker.from_dict(data["tracker"])
         self.used_operations |= set(data.get("handled") or ())
         self.saved_online = data.get("online")
+        if self.shard is not None:
+            self.shard.restore(data.get("shard"))
 
     def _handled(self, at: str) -> tuple[str, ...] | None:
         """The statements `handle-error` says to run for the DDL at `at` (DM's skip and
@@ -537,13 +665,14 @@ class Subtask:
             raise ERR_SYNC_EXEC(exc, what="a DDL", position=position, sql=sql) from exc
 
     def _checkpoint_all(self, cur: Any, offset: int, position: str,
-                        pipeline: Pipeline) -> None:
+                        pipeline: Pipeline, end: int | None = None) -> None:
+        end = offset + 1 if end is None else end
         upsert = checkpoint.upsert_sql(self.task.meta_schema)
         for worker in range(self.workers):
-            cur.execute(upsert, (self.task.name, self.source_id, worker, self.round, offset,
-                                 offset + 1, self.safe_until, position))
+            cur.execute(upsert, (self.task.name, self.source_id, worker, self.round,
+                                 min(offset, end), end, self.safe_until, position))
         cur.execute(checkpoint.state_sql(self.task.meta_schema),
-                    (self.task.name, self.source_id, self.round, offset, offset + 1,
+                    (self.task.name, self.source_id, self.round, min(offset, end), end,
                      self.safe_until, position, json.dumps(self._state(pipeline))))
         self.round += 1
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kdm.position import Position
+from kdm.shard_ddl import ShardingGroupStatus
 
 RECENT_SECONDS = 10.0
 
@@ -22,7 +23,8 @@ class SyncStats:
     applied_ts_ms: int = 0
     newest_position: Position | None = None
     newest_ts_ms: int = 0
-    blocking_ddls: list[str] = field(default_factory=list)
+    shard_groups: list[ShardingGroupStatus] = field(default_factory=list)
+    lock_id: str = ""  # the shard-DDL lock the subtask waits on
     _recent: deque[tuple[float, int]] = field(default_factory=deque)
 
     def seen(self, record: dict[str, Any]) -> None:

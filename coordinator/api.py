@@ -63,6 +63,14 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/tasks/{name}/{verb}", "operate_task", "pause-task, resume-task, "
           "stop-task (verb: pause, resume, stop)", body=("sources",), writes=True),
     Route("GET", "/api/v1/status", "query_status", "query-status", query=("task", "source")),
+    Route("GET", "/api/v1/ddl-locks", "show_ddl_locks", "show-ddl-locks: the unresolved "
+          "shard-DDL locks of a task (all when absent) involving any given source (answered "
+          "by the leader)", query=("task", "source"), writes=True),
+    Route("POST", "/api/v1/ddl-locks/unlock", "unlock_ddl_lock", "unlock-ddl-lock: make the "
+          "owner (or `owner`) execute a pessimistic lock's DDLs, the others skip them, and "
+          "remove the lock; answers once the owner is done", body=("id", "owner",
+                                                                    "force_remove"),
+          writes=True),
     Route("GET", "/api/v1/leader", "leader", "this coordinator's role and the leader's address"),
     Route("GET", "/api/v1/openapi.json", "openapi", "this document"),
 )
@@ -162,7 +170,8 @@ class ApiServer:
 # the JSON type each body field must have (anything else is a 400, never a guess)
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "configs": (list,), "sources": (list, dict), "tasks": (dict,), "config": (str,),
-    "error": (int,), "warn": (int,), "remove_meta": (bool,)}
+    "error": (int,), "warn": (int,), "remove_meta": (bool,), "id": (str,), "owner": (str,),
+    "force_remove": (bool,)}
 
 
 def _check_body(route: Route, data: Body) -> str:

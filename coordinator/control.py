@@ -11,24 +11,28 @@ Decisions where DM and Kafka differ:
   `--remove-meta`). DM forgets a stopped task; keeping it is what makes the seed's
   Stopped → Running edge reachable.
 - `operate-source stop` is refused while a task that is not Stopped uses the source.
+- `start-task --remove-meta` on every source of a task also forgets its shard-DDL locks (a
+  `remove_task` message through the leader's loop). With `-s` naming only some sources the
+  locks stay: the other sources' infos in them would otherwise be lost.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException
 
 from coordinator.precheck import check_task
+from coordinator.shardddl.link import send_remove_task
 from coordinator.status_view import StatusView
 from coordinator.workers import Placement, placement
 from kdm.compacted import CompactedTable
 from kdm.config import SourceConfig, TaskConfig, parse_source, parse_task
 from kdm.config.service import KafkaConfig
-from kdm.errors import ERR_KAFKA_ADMIN, KdmError
+from kdm.errors import ERR_KAFKA_ADMIN, ERR_SHARD_SERVICE_DOWN, KdmError
 from kdm.kafka_admin import admin_client
 from kdm.meta import remove_checkpoints
 from kdm.registry import Registry, new_entry
@@ -52,15 +56,30 @@ def error_text(exc: Exception) -> str:
     return exc.render() if isinstance(exc, KdmError) else str(exc)
 
 
+class LockService(Protocol):
+    """The shard-DDL verbs' backend (`coordinator.shardddl.service.ShardDDLService`)."""
+
+    def show(self, task: str | None, sources: Sequence[str]) -> Result:
+        """show-ddl-locks' answer."""
+
+    def unlock(self, lock_id: str, owner: str = "", force_remove: bool = False) -> Result:
+        """unlock-ddl-lock's answer."""
+
+
 class Control:
-    """The verbs; `registry` and `status` are followed tables of this coordinator."""
+    """The verbs; `registry` and `status` are followed tables of this coordinator, `locks`
+    the shard-DDL service and `forget_locks(task)` asks it to drop a task's locks."""
 
     def __init__(self, kafka: KafkaConfig, registry: Registry, status: CompactedTable,
                  stages: CompactedTable, precheck: Callable[..., Result] = check_task,
                  placement_of: Callable[[KafkaConfig, str], Placement] = placement,
-                 ask: Callable[[str, Stage, str], object] | None = None) -> None:
+                 ask: Callable[[str, Stage, str], object] | None = None,
+                 locks: LockService | None = None,
+                 forget_locks: Callable[[str], object] | None = None) -> None:
         self.kafka = kafka
         self.ask = ask or functools.partial(request, kafka)  # writes a stage request
+        self.locks = locks
+        self.forget_locks = forget_locks or functools.partial(send_remove_task, kafka)
         self.registry = registry
         self.view = StatusView(status)
         self.stages = stages
@@ -193,7 +212,7 @@ class Control:
             return failed(checked["msg"], sources=[], checkResult=checked["msg"])
         chosen = [s for s in task.sources() if not only or s in only]
         if remove_meta:
-            failure = self._remove_meta(task, chosen)
+            failure = self._remove_meta(task, chosen) or self._remove_locks(task, chosen)
             if failure:
                 return failed(failure, sources=[])
         known = self.registry.get("task", task.name)
@@ -230,6 +249,23 @@ class Control:
         self.ask(key, STAGE_OF[verb], verb)
         return {"result": True, "msg": "", "source": source,
                 "worker": self._worker("sync", key)}
+
+    # -- shard DDL locks ------------------------------------------------------------------
+
+    def show_ddl_locks(self, task: str | None, sources: list[str]) -> Result:
+        """`show-ddl-locks [-s ...] [task]` in seed 003's shape."""
+        if self.locks is None:
+            return failed(_no_locks().render(), locks=[])
+        return self.locks.show(task, sources)
+
+    def unlock_ddl_lock(self, lock_id: str, owner: str, force_remove: bool) -> Result:
+        """`unlock-ddl-lock [--owner S] [--force-remove] <lock-ID>`: answers once the owner
+        is done (or the wait timed out)."""
+        if not lock_id:
+            return failed("unlock-ddl-lock needs a lock ID (see show-ddl-locks)")
+        if self.locks is None:
+            return failed(_no_locks().render())
+        return self.locks.unlock(lock_id, owner, force_remove)
 
     def query_status(self, task: str | None, sources: list[str]) -> Result:
         """`query-status [task] [-s ...]` in seed 002's shape."""
@@ -299,6 +335,20 @@ class Control:
         except KdmError as exc:
             return exc.render()
         return ""
+
+    def _remove_locks(self, task: TaskConfig, sources: list[str]) -> str:
+        """Forget the task's shard-DDL locks when every source starts over (see above)."""
+        if set(task.sources()) - set(sources):
+            return ""
+        try:
+            self.forget_locks(task.name)
+        except KdmError as exc:
+            return exc.render()
+        return ""
+
+
+def _no_locks() -> KdmError:
+    return ERR_SHARD_SERVICE_DOWN(problem="this coordinator has no shard DDL service")
 
 
 def _forget_group(future: Any, group: str) -> None:

@@ -5,6 +5,10 @@ that owns the single partition of `<prefix>.coordinator` in the group of the sam
 the leader (Kafka's group membership decides, DESIGN.md §1) and alone accepts writes; a
 standby answers a write with HTTP 503 and the leader's address. When the leader dies its
 session times out and the group gives the partition to a standby.
+
+Only the leader runs shard-DDL coordination (`coordinator.shardddl.service`): a watcher
+thread starts it when this coordinator becomes the leader and stops it when it stops being
+one; the new leader's first transaction fences the old one's.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from prometheus_client import Gauge
 
 from coordinator.api import ApiServer, Body, openapi
 from coordinator.control import Control
+from coordinator.shardddl.link import KafkaLink
+from coordinator.shardddl.service import ShardDDLService
 from coordinator.workers import leader_name
 from kdm.compacted import CompactedTable
 from kdm.config.service import KafkaConfig
@@ -25,6 +31,7 @@ from kdm.membership import Leadership
 from kdm.registry import Registry
 from kdm.topics import Topics
 
+WATCH_SECONDS = 0.5
 LEADER = Gauge("kdm_coordinator_leader", "1 on the leading coordinator, 0 on a standby. "
                "Alert when no coordinator of a cluster reports 1 for a minute.")
 
@@ -75,6 +82,16 @@ class Handlers:
         task = tasks[0] if tasks else None
         return self.control.query_status(task, query.get("source", []))
 
+    def show_ddl_locks(self, query: dict[str, list[str]], body: Body) -> Body:
+        tasks = query.get("task") or []
+        return self.control.show_ddl_locks(tasks[0] if tasks else None,
+                                           query.get("source", []))
+
+    def unlock_ddl_lock(self, query: dict[str, list[str]], body: Body) -> Body:
+        return self.control.unlock_ddl_lock(str(body.get("id") or ""),
+                                            str(body.get("owner") or ""),
+                                            bool(body.get("force_remove")))
+
     def leader(self, query: dict[str, list[str]], body: Body) -> Body:
         return {"result": True, "msg": "", "name": self.service.name,
                 "isLeader": self.service.is_leader(), "leader": self.service.leader_addr()}
@@ -84,10 +101,12 @@ class Handlers:
 
 
 class Coordinator:
-    """One coordinator process; `name` is the address clients reach its API at."""
+    """One coordinator process; `name` is the address clients reach its API at.
+
+    `unlock_timeout`: how long unlock-ddl-lock waits for the owner's done."""
 
     def __init__(self, kafka: KafkaConfig, host: str = "127.0.0.1", port: int = 8261,
-                 advertise: str = "") -> None:
+                 advertise: str = "", unlock_timeout: float = 60.0) -> None:
         self.kafka = kafka
         self.topics = Topics(kafka.topic_prefix)
         self.log = Logger("coordinator")
@@ -95,11 +114,17 @@ class Coordinator:
         self.registry = Registry(kafka)
         self.status = CompactedTable(kafka, self.topics.compacted("status"))
         self.stages = CompactedTable(kafka, self.topics.compacted("stages"))
-        self.control = Control(kafka, self.registry, self.status, self.stages)
+        self.shardddl = ShardDDLService(lambda: KafkaLink(kafka), self.is_leader,
+                                        unlock_timeout)
+        self.control = Control(kafka, self.registry, self.status, self.stages,
+                               locks=self.shardddl)
         self.api = ApiServer(host, port, Handlers(self.control, self), self.is_leader,
                              self.leader_addr)
         self.name = advertise or f"{host}:{self.api.port}"
         self.membership = Leadership(kafka, self.name)
+        self._watching = threading.Event()
+        self._watcher = threading.Thread(target=self._watch_leadership, name="leadership",
+                                         daemon=True)
 
     def start(self) -> Coordinator:
         """Follow the control topics, join the leader group and serve the API."""
@@ -109,6 +134,7 @@ class Coordinator:
         for table in (self.status, self.stages):
             table.wait_ready()
         self.membership.start()
+        self._watcher.start()
         self.api.start()
         self.log.info("coordinator serving", addr=self.name)
         return self
@@ -124,11 +150,25 @@ class Coordinator:
 
     def close(self) -> None:
         """Stop serving and leave the leader group (a standby takes over at once)."""
+        self._watching.set()
+        if self._watcher.is_alive():
+            self._watcher.join(10)
+        self.shardddl.stop()
         self.api.stop()
         self.membership.stop()
         self.registry.stop()
         self.status.stop()
         self.stages.stop()
+
+    def _watch_leadership(self) -> None:
+        """Run shard-DDL coordination exactly while leading."""
+        while not self._watching.wait(WATCH_SECONDS):
+            leading = self.is_leader()
+            if leading and not self.shardddl.running():
+                self.shardddl.start()
+            elif not leading and self.shardddl.running():
+                self.log.info("stopped leading: shard ddl coordination stops")
+                self.shardddl.stop()
 
     def is_leader(self) -> bool:
         """Whether this coordinator owns the leader partition now (False once its membership

@@ -487,6 +487,31 @@ ERR_SYNC_FULL_SOURCE = declare(
     "started without the source's configuration",
     "Run the task under the control plane (`operate-source create`, `start-task`, a consumer "
     "worker), or use task-mode incremental with `kdm consumer run --task`.")
+ERR_SYNC_SHARD_SEQUENCE = declare(
+    36013, "SyncShardDDLSequence", ErrClass.SYNC_UNIT, Scope.UPSTREAM, Level.HIGH,
+    "detect inconsistent DDL sequence from source: shard {table} ran {ddls}, but the group of "
+    "{target} first met {first} at {position}",
+    "Pessimistic shard mode needs every shard of a target to run the same DDLs in the same "
+    "order. Replace the differing DDL with `handle-error <task> replace -b <pos> <sql>` (or "
+    "skip it), then resume-task.")
+ERR_SYNC_SHARD_TABLES = declare(
+    36014, "SyncShardTables", ErrClass.SYNC_UNIT, Scope.UPSTREAM, Level.HIGH,
+    "task {task} source {source}: cannot list the upstream shard tables: {problem}",
+    "A shard-merge subtask reads the upstream's table list (information_schema) to know every "
+    "shard of a target: check the source's `from` connection and grants, then resume-task.")
+ERR_SYNC_SHARD_REFUSED = declare(
+    36016, "SyncShardDDLRefused", ErrClass.SYNC_UNIT, Scope.UPSTREAM, Level.HIGH,
+    "shard DDL of {table} refused by the coordinator (lock {lock}): {error}",
+    "The table's DDL cannot be merged with the other shards' (see the error). Make the "
+    "shards agree, or replace or skip this DDL with `handle-error <task> replace|skip -b "
+    "<pos>`, then resume-task; show-ddl-locks shows the lock.")
+ERR_SYNC_SHARD_ROUTES = declare(
+    36015, "SyncShardRoutesChanged", ErrClass.SYNC_UNIT, Scope.INTERNAL, Level.HIGH,
+    "task {task} source {source}: table routing changed while shard DDL lock(s) {locks} are "
+    "unresolved",
+    "Routing may not change while a shard DDL is being coordinated: start the task with its "
+    "previous routes until the lock resolves (show-ddl-locks), or resolve it with "
+    "unlock-ddl-lock first.")
 
 # -- task precheck, check-task (26xxx) ---------------------------------------------------
 ERR_PRECHECK_OPEN_DB = declare(
@@ -553,6 +578,30 @@ ERR_SHARD_LOCK_LOAD = declare(
     "The stored lock is damaged: inspect it with `kdm read-topic`, write a tombstone for its "
     "key, then pause-task and resume-task the waiting subtasks so they send their shard DDL "
     "infos again.")
+ERR_SHARD_UNLOCK_OPTIMISTIC = declare(
+    38010, "ShardDDLUnlockOptimistic", ErrClass.COORDINATOR, Scope.INTERNAL, Level.LOW,
+    "lock {lock} is an optimistic lock: unlock-ddl-lock handles pessimistic locks only",
+    "An optimistic lock resolves by itself once every shard has the joined structure; a "
+    "paused shard is resumed with `handle-error <task> replace|skip`, then resume-task.")
+ERR_SHARD_MESSAGE_INVALID = declare(
+    38011, "ShardDDLMessageInvalid", ErrClass.COORDINATOR, Scope.INTERNAL, Level.HIGH,
+    "shard DDL message {kind} of task {task} from source {source} at {where} is invalid: "
+    "{problem}",
+    "The coordinator skipped the message. This is a kdm bug: report it with the message "
+    "(`kdm read-topic <prefix>.ddl --offset <offset> -n 1`); pause-task and resume-task the "
+    "subtask so it sends its shard DDL info again.")
+ERR_SHARD_SERVICE_DOWN = declare(
+    38012, "ShardDDLServiceNotRunning", ErrClass.COORDINATOR, Scope.INTERNAL, Level.MEDIUM,
+    "shard DDL coordination is not running on this coordinator: {problem}",
+    "A coordinator that just became the leader rebuilds its locks first: try again in a few "
+    "seconds, and check the coordinator's log for code=38013 if it persists.",
+    resumable=True)
+ERR_SHARD_TRANSACTION = declare(
+    38013, "ShardDDLTransaction", ErrClass.COORDINATOR, Scope.INTERNAL, Level.HIGH,
+    "shard DDL coordination: {op} failed; the locks are rebuilt from {topic} and the "
+    "unanswered messages read again",
+    "Check the Kafka brokers are reachable and that no other coordinator of this prefix "
+    "claims the lead (a fenced producer means one did).", resumable=True)
 # (end of coordinator errors)
 
 # -- workers and scheduling (40xxx, 46xxx) -----------------------------------------------

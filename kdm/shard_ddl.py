@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -146,7 +146,9 @@ class PessimisticInfo:
 class PessimisticOperation:
     """The coordinator's answer to one source: execute the lock's DDLs (`exec`) or skip them.
 
-    The consumer sends the same value back with `done` set once it has acted on it."""
+    The consumer sends the same value back with `done` set once it has acted on it. An
+    `error` (the rendered coded error, e.g. 38001 when the source's DDLs differ from the
+    lock's) means neither: the subtask pauses with it and sends no `done`."""
 
     lock_id: str
     task: str
@@ -154,18 +156,20 @@ class PessimisticOperation:
     ddls: tuple[str, ...]
     exec: bool
     done: bool = False
+    error: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The message form (JSON-compatible)."""
         return {"lock_id": self.lock_id, "task": self.task, "source": self.source,
-                "ddls": list(self.ddls), "exec": self.exec, "done": self.done}
+                "ddls": list(self.ddls), "exec": self.exec, "done": self.done,
+                "error": self.error}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PessimisticOperation:
         """Inverse of `to_dict`."""
         return cls(str(data["lock_id"]), str(data["task"]), str(data["source"]),
                    tuple(str(d) for d in data["ddls"]), bool(data["exec"]),
-                   bool(data.get("done", False)))
+                   bool(data.get("done", False)), str(data.get("error", "")))
 
 
 @dataclass(frozen=True)
@@ -270,6 +274,18 @@ class ShardingGroupStatus:
         return cls(str(data["target"]), tuple(str(d) for d in data["DDLs"]),
                    str(data["firstPos"]), tuple(str(t) for t in data["synced"]),
                    tuple(str(t) for t in data["unsynced"]))
+
+
+def unresolved_groups(groups: Iterable[ShardingGroupStatus]) -> list[dict[str, Any]]:
+    """query-status' `unresolvedGroups`: groups with a shard table that reached the DDLs."""
+    return [group.to_dict() for group in groups if group.synced]
+
+
+def blocking_ddls(groups: Iterable[ShardingGroupStatus]) -> list[str]:
+    """query-status' `blockingDDLs`: the DDLs of groups all of whose shards reached them,
+    which the source waits to execute or skip; empty while any shard table is unsynced."""
+    return [ddl for group in groups if group.synced and not group.unsynced
+            for ddl in group.ddls]
 
 
 class ShardDDLAction(Enum):

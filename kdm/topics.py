@@ -74,6 +74,15 @@ class Topics:
         """The consumer group coordinator candidates join on `leader()`."""
         return f"{self.prefix}.coordinator"
 
+    def shard_ddl_group(self) -> str:
+        """The consumer group whose committed offset is how far the leading coordinator has
+        handled the ddl topic (committed inside its shard-DDL transactions)."""
+        return f"{self.prefix}.coordinator.ddl"
+
+    def shard_ddl_transactional_id(self) -> str:
+        """The leading coordinator's transactional.id: a new leader fences the old one."""
+        return f"{self.prefix}.coordinator.shardddl"
+
     def sync_group(self, task: str, source_id: str) -> str:
         """The consumer group whose committed offsets are a subtask's sync checkpoint."""
         return f"{self.prefix}.sync.{task}.{source_id}"

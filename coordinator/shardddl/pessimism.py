@@ -150,8 +150,11 @@ class PessimisticLock:
         return True
 
     def force_synced(self, owner: str, force_remove: bool) -> None:
-        """unlock-ddl-lock: mark the missing sources ready, with `owner` executing."""
-        self.forced = tuple(self.unsynced())
+        """unlock-ddl-lock: mark the missing sources ready, with `owner` executing.
+
+        Sources an earlier, unfinished unlock forced stay forced (a second unlock-ddl-lock
+        after a coordinator restart must not start waiting for them)."""
+        self.forced = tuple(sorted({*self.forced, *self.unsynced()}))
         for source in self.forced:
             self.ready[source] = True
         if not self.executed:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from kdm.errors import KdmError
-from kdm.shard_ddl import ShardingGroupStatus
+from kdm.shard_ddl import ShardingGroupStatus, blocking_ddls, unresolved_groups
 
 __all__ = ["NO_LOCK_MSG", "ShardingGroupStatus", "blocking_ddls", "lock_entry",
            "show_ddl_locks", "sync_shard_fields", "unlock_ddl_lock_result",
@@ -81,18 +81,6 @@ def show_ddl_locks(locks: Iterable[ShowableLock], task: str | None = None,
 def unlock_ddl_lock_result(error: KdmError | None = None) -> dict[str, Any]:
     """unlock-ddl-lock's answer: `result` false with the error's text when it failed."""
     return {"result": error is None, "msg": "" if error is None else str(error)}
-
-
-def unresolved_groups(groups: Iterable[ShardingGroupStatus]) -> list[dict[str, Any]]:
-    """query-status' `unresolvedGroups`: groups with a shard table that reached the DDLs."""
-    return [group.to_dict() for group in groups if group.synced]
-
-
-def blocking_ddls(groups: Iterable[ShardingGroupStatus]) -> list[str]:
-    """query-status' `blockingDDLs`: the DDLs of groups all of whose shards reached them,
-    which the source waits to execute or skip; empty while any shard table is unsynced."""
-    return [ddl for group in groups if group.synced and not group.unsynced
-            for ddl in group.ddls]
 
 
 def sync_shard_fields(groups: Sequence[ShardingGroupStatus]) -> dict[str, Any]:

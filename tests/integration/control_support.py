@@ -77,9 +77,10 @@ class Cluster:
         self.services[name] = service
         return service
 
-    def coordinator(self, name: str = "coordinator") -> Service:
-        """Start the coordinator and wait until it leads."""
-        service = self.start(name, "coordinator", "run", "--addr", self.addr)
+    def coordinator(self, name: str = "coordinator", env: dict[str, str] | None = None
+                    ) -> Service:
+        """Start the coordinator (with extra environment) and wait until it leads."""
+        service = self.start(name, "coordinator", "run", "--addr", self.addr, env=env)
         wait_for(lambda: self.api("/api/v1/leader").get("isLeader") is True, 60,
                  "the coordinator to lead")
         return service

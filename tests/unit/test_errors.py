@@ -37,6 +37,8 @@ FROZEN = {
     36007: "SyncSchemaNotTracked", 36008: "SyncMetaAheadOfRelay",
     36009: "SyncInternal", 36010: "SyncRelayGap",
     36011: "SyncIllegalCommand", 36012: "SyncFullNeedsSource",
+    36013: "SyncShardDDLSequence", 36014: "SyncShardTables", 36015: "SyncShardRoutesChanged",
+    36016: "SyncShardDDLRefused",
     36101: "SyncRuleInvalid", 36102: "SyncRuleDuplicate", 36103: "SyncRouteConflict",
     36104: "SyncFilterUnknownEvent", 36105: "SyncExpressionInvalid", 36106: "SyncExpressionRow",
     36151: "SyncDDLUnparsable", 36152: "SyncDDLUnsupported", 36153: "SyncDDLNoSchema",
@@ -53,6 +55,8 @@ FROZEN = {
     38004: "ShardDDLOwnerNotWaiting", 38005: "ShardDDLOwnerNotDone",
     38006: "ShardDDLOptimisticConflict", 38007: "ShardDDLUnsupported",
     38008: "ShardDDLInfoInvalid", 38009: "ShardDDLLockLoad",
+    38010: "ShardDDLUnlockOptimistic", 38011: "ShardDDLMessageInvalid",
+    38012: "ShardDDLServiceNotRunning", 38013: "ShardDDLTransaction",
     48001: "CtlMasterUnreachable",
     # workers and scheduling (40xxx, 46xxx)
     46001: "SchedulerMembershipFailed",
