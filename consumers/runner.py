@@ -120,6 +120,8 @@ class SubtaskRunner:
                 latest = watcher.latest
                 if latest is not None and latest.revision != self._handled and \
                         latest.stage == Stage.RUNNING:  # resume while running: DM's no-op
+                    if inner.is_set():  # the run just ended (an error): the request is
+                        return          # a resume for the main loop, not a no-op
                     self._handled = latest.revision
                 elif stop.is_set() or (latest is not None and latest.revision != self._handled):
                     inner.set()
@@ -137,6 +139,7 @@ class SubtaskRunner:
                 raise ERR_SYNC_INTERNAL(exc, task=self.task.name, source=self.source_id) \
                     from exc
         except KdmError as exc:
+            inner.set()  # before pausing: a resume arriving now must not be taken as a no-op
             self._pause_on(exc)
         finally:
             inner.set()

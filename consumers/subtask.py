@@ -66,6 +66,7 @@ RELAY_WAIT_SECONDS = 15.0  # how long a subtask waits for the relay to reach its
 # mode (a DDL that ran just before a crash, e.g. a column rename).
 DDL_DONE_ERRNOS = frozenset({1007, 1008, 1050, 1051, 1060, 1061, 1068, 1091})
 DDL_DONE_IN_SAFE_MODE = DDL_DONE_ERRNOS | {1054, 1146}
+DEADLOCK_ERRNOS = frozenset({1205, 1213})  # lock wait timeout, deadlock: retried
 
 
 class Reseek(Exception):
@@ -199,7 +200,16 @@ class Subtask:
             if fresh and self.safe_position is not None:
                 decided = replace(decided, safe_until=max(decided.safe_until,
                                                           self._offset_after(self.safe_position)))
-            self._pin(conn, decided)
+            for attempt in range(5):
+                try:
+                    self._pin(conn, decided)
+                    break
+                except pymysql.MySQLError as exc:
+                    # another subtask pinning its rows in the same table at the same moment
+                    if exc.args[0] not in DEADLOCK_ERRNOS or attempt == 4:
+                        raise
+                    conn.rollback()
+                    time.sleep(0.05 * (attempt + 1))
         except pymysql.MySQLError as exc:
             raise ERR_SYNC_DOWNSTREAM(exc, address=self.task.target_database.host,
                                       op="read checkpoint") from exc
@@ -496,8 +506,12 @@ class Subtask:
                 return
             if plan.action is Action.OPTIMISTIC:
                 assert plan.table is not None
-                answer = self.shard.optimistic(plan.table, record, plan.statements,
-                                               self.tracker, pipeline, self._stopped)
+                try:
+                    answer = self.shard.optimistic(plan.table, record, plan.statements,
+                                                   self.tracker, pipeline, self._stopped)
+                except KdmError:
+                    self.failed_ddl = at  # handle-error may skip or replace it
+                    raise
                 if answer is None:
                     raise Interrupted()
                 self.shard.remember_done(answer)
@@ -559,7 +573,11 @@ class Subtask:
         assert self.shard is not None
         faults.point("sync.shard.before_info")
         self.stats.lock_id = self.shard.groups.lock_id(plan.group)
-        answer = self.shard.lock(plan.group, self._stopped)
+        try:
+            answer = self.shard.lock(plan.group, self._stopped)
+        except KdmError:
+            self.failed_ddl = position.split("@", 1)[0]
+            raise
         if answer is None:
             raise Interrupted()
         execute = bool((answer.body or {}).get("exec"))

@@ -89,6 +89,13 @@ class ShardSetup:
         return sorted(rows(self.endpoints, "down", self.down, "t"),
                       key=lambda r: int(r[0])) == self.expected(columns)
 
+    def merged_on(self, columns: list[str]) -> bool:
+        """Whether the downstream rows, projected on `columns`, are the merged rows'."""
+        have = self.down_columns()
+        down = [tuple(row[have.index(c)] for c in columns)
+                for row in rows(self.endpoints, "down", self.down, "t")]
+        return sorted(down, key=lambda r: int(r[0])) == self.expected(columns)
+
     def wait_merged(self, columns: list[str], what: str, timeout: float = 120) -> None:
         wait_for(lambda: self.merged(columns), timeout, what)
 

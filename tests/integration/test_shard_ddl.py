@@ -232,3 +232,69 @@ def test_seed_003_worker_killed_between_owner_exec_and_skip(
         setup.write("b", "t1")
         setup.write("a", "t2")
         setup.wait_merged([*BASE, "c2"], "both sources after the manual unlock")
+
+
+def _kafka_cli(kafka: KafkaConfig, *args: str) -> None:
+    result = CliRunner().invoke(main, list(args), env={
+        "KDM_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "KDM_TOPIC_PREFIX": kafka.topic_prefix})
+    assert result.exit_code == 0, result.output
+
+
+def test_optimistic_conflict_pauses_with_a_coded_error(endpoints: Endpoints,
+                                                       kafka: KafkaConfig, unique: str,
+                                                       tmp_path: Path) -> None:
+    """Two shards add the same column with different defaults: the second cannot be joined,
+    so its subtask pauses with SyncShardDDLRefused (36016) naming the coordinator's conflict
+    (38006); show-ddl-locks lists the optimistic lock; handle-error skip resumes it."""
+    with shard_setup(endpoints, kafka, unique, tmp_path, "optimistic") as setup:
+        b = setup.names["b"]
+        setup.ddl("a", "t1", "ALTER TABLE {t} ADD COLUMN c4 INT DEFAULT 0")
+        setup.write("a", "t1")
+        wait_for(lambda: "c4" in setup.down_columns(), 60, "c4 added downstream")
+        setup.ddl("b", "t1", "ALTER TABLE {t} ADD COLUMN c4 INT DEFAULT 5")
+        def paused_on_conflict() -> bool:
+            status = setup.status(b)
+            return status.get("stage") == "Paused" and \
+                [e["ErrCode"] for e in status["result"]["errors"]] == [36016]
+        wait_for(paused_on_conflict, 60, "b Paused on the conflict")
+        (error,) = setup.status(b)["result"]["errors"]
+        assert "38006" in error["Message"] and "c4" in error["Message"]
+        (lock,) = _locks(setup)["locks"]
+        assert (lock["ID"], lock["mode"], lock["owner"], lock["DDLs"]) == \
+            (setup.lock, "optimistic", "", [])
+        assert f"{b}-`{setup.ups['b']}`.`t1`" in lock["unsynced"]
+        _kafka_cli(kafka, "handle-error", setup.task, "skip", "-s", b)
+        wait_for(lambda: setup.status(b).get("stage") == "Running", 60, "b Running again")
+        setup.write("b", "t1")
+        setup.write("b", "t2")
+        # shards without c4 get the downstream's default: compare the common columns
+        wait_for(lambda: setup.merged_on(BASE), 120, "rows merged after the skip")
+        assert setup.down_columns() == [*BASE, "c4"]
+
+
+def test_pessimistic_restrictions_truncate_ignored_and_a_dropped_shard_leaves(
+        endpoints: Endpoints, kafka: KafkaConfig, unique: str, tmp_path: Path) -> None:
+    """DM's restrictions: TRUNCATE on a shard is not run downstream, and a dropped shard
+    leaves its group, so the lock forms from the three shards left."""
+    from tests.integration.sync_support import rows
+    with shard_setup(endpoints, kafka, unique, tmp_path, "pessimistic") as setup:
+        for short in setup.names:
+            for shard in SHARDS:
+                setup.write(short, shard)
+        setup.wait_merged(BASE, "the first rows merged")
+        before = rows(endpoints, "down", setup.down, "t")
+        setup.ddl("a", "t1", "TRUNCATE TABLE {t}")
+        setup.ddl("b", "t2", "DROP TABLE {t}")
+        for short, shard in (("a", "t1"), ("a", "t2"), ("b", "t1")):
+            setup.ddl(short, shard, ADD)
+            setup.write(short, shard)
+        wait_for(lambda: setup.down_columns() == [*BASE, "c2"], 90, "the lock of 3 shards")
+        wait_for(lambda: _no_lock(setup), 60, "the lock resolved")
+        after = rows(endpoints, "down", setup.down, "t")
+        # nothing was truncated or dropped downstream: every row from before is still there
+        assert {r[0] for r in before} <= {r[0] for r in after}
+        written = {r[0] for short, shard in (("a", "t1"), ("a", "t2"), ("b", "t1"))
+                   for r in rows(endpoints, "up", setup.ups[short], shard)}
+        wait_for(lambda: written <= {r[0] for r in rows(endpoints, "down", setup.down, "t")},
+                 60, "the rows written after the DDL")
