@@ -53,7 +53,6 @@ from kdm.shard_ddl import (
     ShardMessage,
     classify_shard_ddl,
     info_message,
-    lock_id,
     operation_message,
     table_message,
 )
@@ -132,9 +131,8 @@ class ShardSync:
         if reset:
             self.groups.clear()
         if self.groups.blocked and self.saved_routes and self.saved_routes != self.routes:
-            raise ERR_SYNC_SHARD_ROUTES(task=self.task.name, source=self.source_id, locks=sorted(
-                {lock_id(self.task.name, *pipeline.rules.router.target(*t))
-                 for t in self.groups.blocked}))
+            raise ERR_SYNC_SHARD_ROUTES(task=self.task.name, source=self.source_id,
+                                        tables=sorted(f"{s}.{t}" for s, t in self.groups.blocked))
         self.saved_routes = self.routes
         for table in self._upstream_tables(pipeline):
             self.groups.add(table, pipeline.rules.router.target(*table))

@@ -507,8 +507,8 @@ ERR_SYNC_SHARD_REFUSED = declare(
     "<pos>`, then resume-task; show-ddl-locks shows the lock.")
 ERR_SYNC_SHARD_ROUTES = declare(
     36015, "SyncShardRoutesChanged", ErrClass.SYNC_UNIT, Scope.INTERNAL, Level.HIGH,
-    "task {task} source {source}: table routing changed while shard DDL lock(s) {locks} are "
-    "unresolved",
+    "task {task} source {source}: table routing changed while shard tables {tables} wait on "
+    "a shard DDL lock",
     "Routing may not change while a shard DDL is being coordinated: start the task with its "
     "previous routes until the lock resolves (show-ddl-locks), or resolve it with "
     "unlock-ddl-lock first.")
