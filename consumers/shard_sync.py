@@ -35,6 +35,7 @@ from kdm.config.service import KafkaConfig
 from kdm.config.source import SourceConfig
 from kdm.config.task import TaskConfig
 from kdm.errors import (
+    ERR_SYNC_SHARD_ADD_TABLE,
     ERR_SYNC_SHARD_REFUSED,
     ERR_SYNC_SHARD_ROUTES,
     ERR_SYNC_SHARD_TABLES,
@@ -56,6 +57,8 @@ from kdm.shard_ddl import (
     operation_message,
     table_message,
 )
+
+RESEND_SECONDS = 5.0  # a pessimistic info is sent again this often while unanswered
 
 
 class Action(Enum):
@@ -128,21 +131,24 @@ class ShardSync:
     def begin(self, pipeline: Pipeline, tracker: Tracker, offset: int, reset: bool) -> int:
         """Start reading: list the shards, send the notices a crash left, register the
         shards' structures (optimistic); the relay offset to read from."""
-        if reset:
-            self.groups.clear()
+        if self.source is None:
+            raise ERR_SYNC_SHARD_TABLES(task=self.task.name, source=self.source_id,
+                                        problem="the subtask runs without the source's "
+                                        "configuration (run it under the control plane)")
         if self.groups.blocked and self.saved_routes and self.saved_routes != self.routes:
             raise ERR_SYNC_SHARD_ROUTES(task=self.task.name, source=self.source_id,
                                         tables=sorted(f"{s}.{t}" for s, t in self.groups.blocked))
         self.saved_routes = self.routes
-        for table in self._upstream_tables(pipeline):
-            self.groups.add(table, pipeline.rules.router.target(*table))
+        if not self.groups.target_of:  # first start: the shards are the upstream's tables
+            for table in self._upstream_tables(pipeline):
+                self.groups.add(table, pipeline.rules.router.target(*table))
         for body in list(self.pending_done):
             self.channel.send(ShardMessage.from_record(body))
             self.pending_done.remove(body)
         if self.mode == OPTIMISTIC:
             for table in sorted(self.groups.target_of):
                 self._register(table, tracker, pipeline)
-        return self.groups.start(offset)
+        return self.groups.reset(offset) if reset else self.groups.start(offset)
 
     # -- DDL ----------------------------------------------------------------------------
 
@@ -157,14 +163,25 @@ class ShardSync:
         if not table[1] or not pipeline.rules.balist.allows(*table) or \
                 not any(ddl.is_schema_change for ddl in ddls):
             if ddls and ddls[0].event == DROP_DATABASE:
-                for shard in [t for t in self.groups.target_of if t[0] == table[0]]:
-                    self._drop(shard, pipeline)
+                groups = [self._drop(shard, pipeline)
+                          for shard in [t for t in self.groups.target_of if t[0] == table[0]]]
+                synced = [g for g in groups if g is not None and g.is_synced()]
+                if synced and self.mode != OPTIMISTIC:
+                    return Plan(Action.LOCK, table, synced[0], synced[0].ddls)
                 return Plan(Action.TRACK, table)
             return Plan(Action.NORMAL, table)
         action = classify_shard_ddl(record["query"], self.mode)
         if action is ShardDDLAction.DIRECT:
             if ddls[0].event == CREATE_TABLE:
-                self.groups.add(table, pipeline.rules.router.target(*table))
+                target = pipeline.rules.router.target(*table)
+                group = self.groups.groups.get(target)
+                if group is not None and group.active and table not in group.members:
+                    raise ERR_SYNC_SHARD_ADD_TABLE(table=f"{table[0]}.{table[1]}",
+                                                   target=f"{target[0]}.{target[1]}",
+                                                   ddls=list(group.ddls))
+                self.groups.add(table, target)
+                if self.mode == OPTIMISTIC:
+                    self.registered.discard(table)
             return Plan(Action.NORMAL, table)
         if action is ShardDDLAction.IGNORE:
             group = self._drop(table, pipeline) if ddls[0].event == DROP_TABLE else None
@@ -223,10 +240,13 @@ class ShardSync:
              match: Callable[[ShardMessage], bool],
              stopped: Callable[[], bool]) -> ShardMessage | None:
         mark = self.channel.mark()
-        self.channel.send(info_message(info))
+        message = info_message(info)
+        self.channel.send(message)
         self.waiting = info.lock_id
         self.log.info("shard ddl info sent", lock=info.lock_id, ddls=list(info.ddls))
-        answer = self.channel.wait(mark, match, stopped)
+        again = (RESEND_SECONDS, lambda: self.channel.send(message)) \
+            if isinstance(info, PessimisticInfo) else None
+        answer = self.channel.wait(mark, match, stopped, again)
         if answer is not None:
             error = str((answer.body or {}).get("error") or (answer.body or {}).get("conflict")
                         or "")

@@ -108,8 +108,8 @@ class ShardGroups:
         if group is None:
             return None
         group.members.discard(table)
-        group.synced.pop(table, None)
-        self.blocked.pop(table, None)
+        # a shard dropped after meeting the DDL keeps its place until the lock resolves:
+        # its skipped events (before the DROP) are replayed with the others'
         return group
 
     def group_of(self, table: Table) -> Group | None:
@@ -208,9 +208,11 @@ class ShardGroups:
     # -- persistence --------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The durable part (saved with a DDL checkpoint); membership is listed at start."""
+        """The durable part, saved with each DDL checkpoint: the table checkpoints and the
+        shards as of that point (listed from the upstream only on a subtask's first start)."""
         return {"blocked": _pairs(self.blocked), "replay": _pairs(self.replay),
-                "until": self.until}
+                "until": self.until, "members": [[*table, *target] for table, target in
+                                                 sorted(self.target_of.items())]}
 
     def restore(self, data: Mapping[str, Any] | None) -> None:
         """Inverse of `to_dict`."""
@@ -218,10 +220,20 @@ class ShardGroups:
         self.blocked = _unpairs(data.get("blocked"))
         self.replay = _unpairs(data.get("replay"))
         self.until = int(data.get("until", 0))
+        for schema, table, target_schema, target_table in data.get("members") or ():
+            self.add((str(schema), str(table)), (str(target_schema), str(target_table)))
 
-    def clear(self) -> None:
-        """Forget the checkpoints (a deliberate offset reset replays from where it says)."""
-        self.blocked, self.replay, self.until, self.horizon = {}, {}, 0, 0
+    def reset(self, offset: int) -> int:
+        """Someone moved the subtask's offset to `offset` (a replay request): replay from
+        there, and still re-apply what shards skipped before it; where to read from."""
+        self.until = min(self.until, offset)
+        owed = {t: min(c, offset) for t, c in self.replay.items()}
+        owed.update({t: at for t, at in self.blocked.items() if at < offset})
+        self.replay, self.blocked = {}, {}
+        start = self.start(offset)
+        self.replay = owed
+        self.horizon = max(self.until, self.floor) if owed else 0
+        return min([start, *owed.values()])
 
 
 def _pairs(tables: Mapping[Table, int]) -> list[list[Any]]:

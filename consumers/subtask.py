@@ -555,7 +555,9 @@ class Subtask:
                         self.failed_ddl = at
                         raise
                 keys.clear()  # a DDL may change any table's keys; they are re-read lazily
-                if record is not None:
+                # a shard DDL read again below the round checkpoint is tracked already
+                if record is not None and (self.shard is None or
+                                           offset >= self.shard.groups.floor):
                     self._track_ddl(record)
                 self._checkpoint_all(cur, offset, position, pipeline, end)
             conn.commit()

@@ -505,6 +505,13 @@ ERR_SYNC_SHARD_REFUSED = declare(
     "The table's DDL cannot be merged with the other shards' (see the error). Make the "
     "shards agree, or replace or skip this DDL with `handle-error <task> replace|skip -b "
     "<pos>`, then resume-task; show-ddl-locks shows the lock.")
+ERR_SYNC_SHARD_ADD_TABLE = declare(
+    36017, "SyncShardAddTableInLock", ErrClass.SYNC_UNIT, Scope.UPSTREAM, Level.HIGH,
+    "in sharding mode, table {table} cannot be created while the shards of {target} are "
+    "meeting DDL {ddls}",
+    "Create new shard tables only when no shard DDL of their target is in progress: skip "
+    "the CREATE with `handle-error <task> skip`, let the lock resolve (show-ddl-locks), then "
+    "create the table again.")
 ERR_SYNC_SHARD_ROUTES = declare(
     36015, "SyncShardRoutesChanged", ErrClass.SYNC_UNIT, Scope.INTERNAL, Level.HIGH,
     "task {task} source {source}: table routing changed while shard tables {tables} wait on "

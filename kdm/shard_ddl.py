@@ -474,10 +474,19 @@ class ShardChannel:
                                   op=f"send shard-DDL {message.kind}", target=self.ddl)
 
     def wait(self, mark: int, match: Callable[[ShardMessage], bool],
-             stopped: Callable[[], bool]) -> ShardMessage | None:
-        """The first operation at or after `mark` that `match`es; None once `stopped()`."""
+             stopped: Callable[[], bool],
+             again: tuple[float, Callable[[], None]] | None = None) -> ShardMessage | None:
+        """The first operation at or after `mark` that `match`es; None once `stopped()`.
+
+        `again` = (seconds, send): send the request again every so many seconds while no
+        answer came (a pessimistic info is idempotent; the coordinator holds back an info
+        for a target whose previous lock still waits for other sources)."""
         self.consumer.assign([TopicPartition(self.ops, 0, mark)])
+        resend_at = time.monotonic() + again[0] if again else float("inf")
         while not stopped():
+            if again is not None and time.monotonic() >= resend_at:
+                again[1]()
+                resend_at = time.monotonic() + again[0]
             message = self.consumer.poll(POLL_SECONDS)
             if message is None or message.error() is not None:
                 continue

@@ -163,6 +163,13 @@ class ShardDDLCore:
 
     def _pessimistic_info(self, message: ShardMessage) -> Step:
         info = PessimisticInfo.from_dict(_body(message))
+        held = self.pessimistic.get(info.lock_id)
+        if held is not None and held.is_done(info.source) and \
+                not same_ddls(info.ddls, held.ddls):
+            # the source's next DDL of this target while the lock of its previous one still
+            # waits for others' done: not a conflict. Nothing is answered; the subtask sends
+            # its info again until the old lock is gone and a new one forms.
+            return Step()
         try:
             lock, _ = self.pessimistic.try_sync(info)
         except KdmError as err:

@@ -38,7 +38,7 @@ FROZEN = {
     36009: "SyncInternal", 36010: "SyncRelayGap",
     36011: "SyncIllegalCommand", 36012: "SyncFullNeedsSource",
     36013: "SyncShardDDLSequence", 36014: "SyncShardTables", 36015: "SyncShardRoutesChanged",
-    36016: "SyncShardDDLRefused",
+    36016: "SyncShardDDLRefused", 36017: "SyncShardAddTableInLock",
     36101: "SyncRuleInvalid", 36102: "SyncRuleDuplicate", 36103: "SyncRouteConflict",
     36104: "SyncFilterUnknownEvent", 36105: "SyncExpressionInvalid", 36106: "SyncExpressionRow",
     36151: "SyncDDLUnparsable", 36152: "SyncDDLUnsupported", 36153: "SyncDDLNoSchema",

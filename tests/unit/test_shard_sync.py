@@ -92,9 +92,29 @@ def test_routing_changed_while_a_shard_is_blocked_is_refused() -> None:
     saved = shard.to_dict()
     changed, pipeline2 = _sync("pessimistic", target_table="other")
     changed.restore(saved)
+    for sync in (changed, shard):
+        sync.source = object()  # type: ignore[assignment]  # listed by the stub below
+        sync._upstream_tables = lambda pipeline: []  # type: ignore[method-assign]
     with pytest.raises(KdmError) as err:
         changed.begin(pipeline2, Tracker(), 11, reset=False)
     assert err.value.code == 36015 and "up1.t1" in str(err.value)
     same, pipeline3 = _sync("pessimistic")
     same.restore(saved)
+    same.source = object()  # type: ignore[assignment]
+    same._upstream_tables = lambda pipeline: []  # type: ignore[method-assign]
     assert same.begin(pipeline3, Tracker(), 11, reset=False) == 10  # back to the DDL
+
+
+def test_a_shard_merge_subtask_needs_its_source_configuration() -> None:
+    shard, pipeline = _sync("pessimistic")
+    with pytest.raises(KdmError) as err:
+        shard.begin(pipeline, Tracker(), 0, reset=False)
+    assert err.value.code == 36014
+
+
+def test_a_new_shard_cannot_be_created_while_its_target_meets_a_ddl() -> None:
+    shard, pipeline = _sync("pessimistic")
+    shard.plan(_ddl("ALTER TABLE t1 ADD COLUMN c INT"), 10, "p10", pipeline)
+    with pytest.raises(KdmError) as err:
+        shard.plan(_ddl("CREATE TABLE t3 (id INT PRIMARY KEY)"), 11, "p11", pipeline)
+    assert err.value.code == 36017

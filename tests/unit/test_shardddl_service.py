@@ -102,6 +102,21 @@ def test_a_resent_info_gets_its_operation_again() -> None:
     assert core.handle(pinfo(R2)).operations == [op(R2, False)]  # a non-owner lost its skip
 
 
+def test_the_next_ddl_of_a_source_done_with_the_lock_waits_for_the_lock_to_go() -> None:
+    """The owner is done, seeks back and meets its next DDL of the target before the other
+    source's done: that info is held back (no answer, no 38001); sent again after the lock
+    went, it forms the next lock."""
+    core = ShardDDLCore()
+    feed(core, pinfo(R1), pinfo(R2), done(R1, True))
+    early = core.handle(pinfo(R1, DROP_C2))
+    assert early.operations == [] and early.problems == []
+    assert core.record(LOCK) is not None and core.record(LOCK)["ddls"] == list(ADD_C2)
+    feed(core, done(R2, False))
+    assert core.record(LOCK) is None
+    again = core.handle(pinfo(R1, DROP_C2))
+    assert again.problems == [] and core.record(LOCK)["ddls"] == list(DROP_C2)
+
+
 def test_different_ddls_answer_that_source_with_the_38001_error() -> None:
     core = ShardDDLCore()
     core.handle(pinfo(R1))

@@ -193,5 +193,38 @@ def test_state_round_trips() -> None:
     groups.meet(A, DDL, 5, "p")
     copy = ShardGroups("task")
     copy.restore(groups.to_dict())
-    assert copy.to_dict() == groups.to_dict() == {"blocked": [["db1", "t1", 5]], "replay": [],
-                                                  "until": 0}
+    assert copy.to_dict() == groups.to_dict() == {
+        "blocked": [["db1", "t1", 5]], "replay": [], "until": 0,
+        "members": [["db1", "t1", "db", "t"], ["db1", "t2", "db", "t"]]}
+
+
+def test_an_offset_reset_replays_from_there_and_still_owes_what_shards_skipped() -> None:
+    groups = ShardGroups("task")
+    groups.add(A, TARGET)
+    groups.add(B, TARGET)
+    groups.start(0)
+    groups.meet(A, DDL, 5, "p")
+    # a reset to 8: A's DDL at 5 is re-read (A's events from 5 were never applied), the
+    # other tables replay from 8
+    assert groups.reset(8) == 5
+    assert not groups.skips(A, 5) and groups.skips(B, 7) and not groups.skips(B, 8)
+    # a reset to 3, before the DDL: everything from 3
+    groups2 = ShardGroups("task")
+    groups2.add(A, TARGET)
+    groups2.start(0)
+    groups2.meet(A, DDL, 5, "p")
+    assert groups2.reset(3) == 3
+    assert not groups2.skips(A, 3) and not groups2.skips(B, 3)
+
+
+def test_a_dropped_blocked_shard_keeps_its_skipped_events_owed() -> None:
+    groups = ShardGroups("task")
+    groups.add(A, TARGET)
+    groups.add(B, TARGET)
+    groups.start(0)
+    groups.meet(A, DDL, 5, "p")
+    group = groups.drop(A)
+    assert group is not None and not group.is_synced()
+    group = groups.meet(B, DDL, 9, "p")
+    assert group.is_synced()
+    assert groups.resolve(group, 9) == 6  # A's events after its DDL are replayed too
