@@ -33,7 +33,7 @@ from consumers.ddl import parse_ddl
 from consumers.downstream import KeyCache, connect
 from consumers.feed import Feed, Layout
 from consumers.pipeline import Pipeline, Rules
-from consumers.shard_sync import Action, ShardSync
+from consumers.shard_sync import Action, Plan, ShardSync
 from consumers.sync_status import SyncStats
 from kdm import faults
 from kdm.avro import AvroCodec
@@ -526,7 +526,7 @@ class Subtask:
                 raise
         self._run_ddls(pipeline, offset, record, position, statements, keys)
         if plan is not None and plan.action is Action.LOCK:
-            self._lock(plan, pipeline, offset, record, position, keys)
+            self._lock(plan, pipeline, offset, position, keys)
         elif self.shard is not None and self.shard.pending_done:
             self.shard.send_done()
             self._shard_status()
@@ -567,16 +567,17 @@ class Subtask:
         finally:
             conn.close()
 
-    def _lock(self, plan: Any, pipeline: Pipeline, offset: int, record: dict[str, Any],
-              position: str, keys: KeyCache) -> None:
+    def _lock(self, plan: Plan, pipeline: Pipeline, offset: int, position: str,
+              keys: KeyCache) -> None:
         """Pessimistic: the group is synced; ask the coordinator, run (owner) or skip its
         DDLs, checkpoint with the seek-back plan, report done, and read again from the
         first skipped event (kdm/shard_ddl.py, steps 2-5)."""
-        assert self.shard is not None
+        assert self.shard is not None and plan.group is not None
+        group = plan.group
         faults.point("sync.shard.before_info")
-        self.stats.lock_id = self.shard.groups.lock_id(plan.group)
+        self.stats.lock_id = self.shard.groups.lock_id(group)
         try:
-            answer = self.shard.lock(plan.group, self._stopped)
+            answer = self.shard.lock(group, self._stopped)
         except KdmError:
             self.failed_ddl = position.split("@", 1)[0]
             raise
@@ -585,7 +586,7 @@ class Subtask:
         execute = bool((answer.body or {}).get("exec"))
         faults.point("sync.shard.before_ddl" if execute else "sync.shard.before_skip")
         self.shard.remember_done(answer)
-        seek = self.shard.groups.resolve(plan.group, offset)
+        seek = self.shard.groups.resolve(group, offset)
         self._run_ddls(pipeline, offset, None, position,
                        tuple(answer.ddls) if execute else (), keys, end=seek)
         faults.point("sync.shard.after_checkpoint")

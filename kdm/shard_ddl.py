@@ -111,7 +111,8 @@ class PessimisticInfo:
     """A source's report that all its shards of one target ran the same DDLs.
 
     `ddls` are routed to the target (as the lock shows them); `sources` are the task's
-    sources with shards of that target, the ones the lock waits for."""
+    sources, the ones the lock waits for (DM's pessimist waits for every source of the
+    task, shards of that target or not)."""
 
     task: str
     source: str
