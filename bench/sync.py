@@ -280,8 +280,9 @@ class TimedSubtask(Subtask):
 
     read_started: float | None = None
 
-    def _start(self, consumer: Any) -> int:
-        offset = super()._start(consumer)
+    def _start(self, *args: Any, **kwargs: Any) -> int:
+        # whatever the subtask's own signature is: only the moment it returns matters here
+        offset = super()._start(*args, **kwargs)
         if self.read_started is None:
             self.read_started = time.monotonic()
         return offset
@@ -293,14 +294,14 @@ class ProfiledApplier(Applier):
     profiles: ClassVar[list[cProfile.Profile]] = []
     _local: ClassVar[threading.local] = threading.local()
 
-    def _apply(self, worker: int, batch: Round) -> int:
+    def _apply(self, worker: int, batch: Round, ready: threading.Semaphore) -> int:
         profile: cProfile.Profile | None = getattr(self._local, "profile", None)
         if profile is None:
             profile = self._local.profile = cProfile.Profile()
             self.profiles.append(profile)
         profile.enable()
         try:
-            return super()._apply(worker, batch)
+            return super()._apply(worker, batch, ready)
         finally:
             profile.disable()
 

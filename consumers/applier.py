@@ -3,6 +3,7 @@ writes its checkpoint row (see `consumers.checkpoint`)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -54,8 +55,16 @@ class Applier:
         self.rows_applied = 0
 
     def submit(self, batch: Round) -> list[Future[int]]:
-        """Start applying a round; `wait` for it before submitting the next."""
-        return [self._pool.submit(self._apply, worker, batch) for worker in range(self.workers)]
+        """Start applying a round; `wait` for it before submitting the next. Returns once
+        every worker has its share's SQL and is sending it: the workers need the interpreter
+        lock for that, and the caller, which goes on to build the next round, would
+        otherwise keep it from them a switch interval (5 ms) at a time, for each of them."""
+        ready = threading.Semaphore(0)
+        futures = [self._pool.submit(self._apply, worker, batch, ready)
+                   for worker in range(self.workers)]
+        for _ in futures:
+            ready.acquire()
+        return futures
 
     def wait(self, futures: Sequence[Future[int]]) -> None:
         """Wait for a round; raise the first worker's error after all have finished."""
@@ -81,26 +90,29 @@ class Applier:
             self._conns[worker] = connect(self.target, multi_statements=True)
         return self._conns[worker]
 
-    def _apply(self, worker: int, batch: Round) -> int:
+    def _apply(self, worker: int, batch: Round, ready: threading.Semaphore) -> int:
         """The worker's share of the round, its checkpoint row and COMMIT, sent as one
         multi-statement query (one round trip); the server stops at the first statement
-        that fails, so nothing after it (the COMMIT least of all) runs."""
-        changes: Sequence[RowChange] = batch.changes[worker] if worker < len(batch.changes) \
-            else ()
-        safe = batch.safe
-        if self.compact and len(changes) > 1:
-            changes, needs_replace = compact(changes)
-            safe = safe or needs_replace
-        statements = render(changes, safe, self.multiple_rows)
-        statements.append((self.upsert, [self.task, self.source, worker, batch.number,
-                                         batch.start, batch.end, batch.safe_until,
-                                         batch.position]))
-        conn = self._conn(worker)
+        that fails, so nothing after it (the COMMIT least of all) runs. `ready` is released
+        once the query is about to be sent (or could not be made)."""
+        try:
+            changes: Sequence[RowChange] = batch.changes[worker] \
+                if worker < len(batch.changes) else ()
+            safe = batch.safe
+            if self.compact and len(changes) > 1:
+                changes, needs_replace = compact(changes)
+                safe = safe or needs_replace
+            statements = render(changes, safe, self.multiple_rows)
+            statements.append((self.upsert, [self.task, self.source, worker, batch.number,
+                                             batch.start, batch.end, batch.safe_until,
+                                             batch.position]))
+            cur = self._conn(worker).cursor()
+            texts = [sql if args is None else cur.mogrify(sql, args) for sql, args in statements]
+        finally:
+            ready.release()
         done = 0
         try:
-            with conn.cursor() as cur:
-                texts = [sql if args is None else cur.mogrify(sql, args)
-                         for sql, args in statements]
+            with cur:
                 cur.execute(";\n".join(texts) + ";\nCOMMIT")
                 done = 1
                 while cur.nextset():

@@ -25,7 +25,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from consumers.change import RowChange
 
@@ -35,25 +35,22 @@ UniqueKeys = Sequence[tuple[str, tuple[str, ...]]]
 def change_keys(change: RowChange, unique_keys: UniqueKeys) -> list[str]:
     """The causality keys of a change (see the module docstring)."""
     indexes = _indexes(change, unique_keys)
-    keys = []
+    keys: list[str] = []
     for image in (change.before, change.after):
         if image is None:
             continue
-        found = False
+        found = len(keys)
         for prefix, positions in indexes:
             if len(positions) == 1:
                 value = image[positions[0]]
                 if value is None:
                     continue
-                text = value.hex() if isinstance(value, bytes) else str(value)
+                keys.append(prefix + (value.hex() if isinstance(value, bytes) else str(value)))
             else:
                 values = [image[p] for p in positions]
-                if None in values:
-                    continue
-                text = _text(values)
-            keys.append(prefix + text)
-            found = True
-        if not found:
+                if None not in values:
+                    keys.append(prefix + _text(values))
+        if len(keys) == found:
             # no unique key identifies this image: the row is known by all its values, as
             # the WHERE clause finds it, so e.g. INSERT (NULL, 1) and an UPDATE of that row
             # meet on one worker
@@ -61,7 +58,7 @@ def change_keys(change: RowChange, unique_keys: UniqueKeys) -> list[str]:
     return keys
 
 
-_Indexes = tuple[RowChange, UniqueKeys, list[tuple[str, tuple[int, ...]]]]
+_Indexes = tuple[tuple[str, ...], UniqueKeys, str, str, list[tuple[str, tuple[int, ...]]]]
 _INDEXES: dict[tuple[int, int], _Indexes] = {}
 _LAST: list[_Indexes | None] = [None]
 
@@ -71,20 +68,30 @@ def _indexes(change: RowChange, unique_keys: UniqueKeys) -> list[tuple[str, tupl
     computed once per table, column list and keys (the hot path passes the same objects
     again and again, so they are remembered by identity; the last one is tried first, as
     the change before is nearly always of the same table)."""
-    for found in (_LAST[0], _INDEXES.get((id(change.columns), id(unique_keys)))):
-        if found is not None and found[0].columns is change.columns and \
-                found[1] is unique_keys and found[0].table == change.table and \
-                found[0].schema == change.schema:
-            _LAST[0] = found
-            return found[2]
+    found = _LAST[0]
+    if not _fits(found, change, unique_keys):
+        found = _INDEXES.get((id(change.columns), id(unique_keys)))
+        if not _fits(found, change, unique_keys):
+            found = _new_indexes(change, unique_keys)
+        _LAST[0] = found
+    return found[4]
+
+
+def _fits(found: _Indexes | None, change: RowChange, unique_keys: UniqueKeys
+          ) -> TypeGuard[_Indexes]:
+    return found is not None and found[0] is change.columns and found[1] is unique_keys and \
+        found[2] == change.table and found[3] == change.schema
+
+
+def _new_indexes(change: RowChange, unique_keys: UniqueKeys) -> _Indexes:
     if len(_INDEXES) > 10_000:
         _INDEXES.clear()
     index = {name: i for i, name in enumerate(change.columns)}
     indexes = [(f"{change.schema}.{change.table}|{name}|", tuple(index[c] for c in columns))
                for name, columns in unique_keys if all(c in index for c in columns)]
-    _INDEXES[(id(change.columns), id(unique_keys))] = _LAST[0] = (change, unique_keys,
-                                                                   indexes)
-    return indexes
+    found = _INDEXES[(id(change.columns), id(unique_keys))] = (
+        change.columns, unique_keys, change.table, change.schema, indexes)
+    return found
 
 
 def _text(values: list[Any]) -> str:

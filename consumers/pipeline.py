@@ -82,6 +82,8 @@ class Pipeline:
     keys: KeyCache
     _plans: dict[tuple[str, str, str], tuple[list[Any], _Plan | None]] = field(
         default_factory=dict)
+    # the last layout and its plan: rows come in runs of one layout object (`Feed.layouts`)
+    _last: tuple[Layout | None, _Plan | None] = (None, None)
 
     def row(self, record: Record, offset: int) -> RowChange | None:
         """The row change a ROW record becomes, or None when a rule drops it."""
@@ -92,11 +94,10 @@ class Pipeline:
     def change(self, layout: Layout, before: list[Any] | None, after: list[Any] | None,
                offset: int) -> RowChange | None:
         """The row change a ROW record of this layout and images becomes, or None."""
-        slot = (layout.schema, layout.table, layout.op)
-        cached = self._plans.get(slot)
-        if cached is None or cached[0] is not layout.columns:
-            cached = self._plans[slot] = (layout.columns, self._plan(layout))
-        plan = cached[1]
+        last, plan = self._last
+        if last is not layout:
+            plan = self._layout_plan(layout)
+            self._last = (layout, plan)
         if plan is None:
             return None
         if plan.filtered and self.rules.expressions.skips(
@@ -107,6 +108,13 @@ class Pipeline:
         return RowChange(plan.schema, plan.table, layout.op, plan.names,
                          tuple(before) if before is not None else None,
                          tuple(after) if after is not None else None, key, offset)
+
+    def _layout_plan(self, layout: Layout) -> _Plan | None:
+        slot = (layout.schema, layout.table, layout.op)
+        cached = self._plans.get(slot)
+        if cached is None or cached[0] is not layout.columns:
+            cached = self._plans[slot] = (layout.columns, self._plan(layout))
+        return cached[1]
 
     def _plan(self, layout: Layout) -> _Plan | None:
         """DM's order: block/allow list, event filter, online DDL, routing; then whether an

@@ -21,7 +21,7 @@ from typing import Any
 
 import fastavro
 
-from kdm.avro_relay import SAMPLE, RelayEventDecoder, RelayEventEncoder
+from kdm.avro_relay import SAMPLE, RelayEventDecoder, RelayEventEncoder, RowFields
 from kdm.errors import ERR_KAFKA_DECODE, ERR_KAFKA_ENCODE, ERR_KAFKA_SCHEMA_REGISTRY
 
 MAGIC = 0
@@ -122,6 +122,7 @@ class AvroCodec:
         self._relay_reader = RelayEventDecoder() if fast else None
         relay_schema = self._latest[RELAY_EVENT]
         self._relay_ids = {relay_schema.schema_id} if registry is None else set()
+        self._relay_headers = frozenset(_HEADER.pack(MAGIC, i) for i in self._relay_ids)
         self._headers: dict[str, bytes] = {}
 
     def schema(self, name: str) -> Schema:
@@ -184,6 +185,20 @@ class AvroCodec:
         if not isinstance(record, dict):
             raise ERR_KAFKA_DECODE(where=place, problem="body is not a record")
         return schema.name, record
+
+    def decode_row(self, data: bytes, where: str | tuple[str, int] = "?") -> RowFields | None:
+        """A ROW relay record's fields (`kdm.avro_relay.RowFields`) without building the
+        record, the subtask's hot path; None for any other value (read it with `decode`, which
+        also raises what is wrong with a value that is not wire format)."""
+        reader = self._relay_reader
+        if reader is None or data[:_HEADER.size] not in self._relay_headers:
+            return None
+        try:
+            return reader.decode_row(data, _HEADER.size)
+        except (IndexError, UnicodeDecodeError, ValueError, struct.error) as exc:
+            raise ERR_KAFKA_DECODE(exc, where=_place(where), problem="body does not match "
+                                   f"schema {RELAY_EVENT} (id {_HEADER.unpack_from(data)[1]})"
+                                   ) from exc
 
     def _writer_id(self, schema: Schema, topic: str) -> int:
         if self.registry is None:

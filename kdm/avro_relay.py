@@ -172,20 +172,54 @@ def _block(b: bytes, i: int) -> tuple[int, int]:
     return count, i
 
 
+RowFields = tuple[int, str, str, str, list[dict[str, Any]], list[Any] | None, list[Any] | None]
+"""What a subtask needs of a ROW record: (timestamp_ms, schema, table, op, columns, before,
+after)."""
+
+
 class RelayEventDecoder:
     """RelayEvent bodies back to records. Consecutive rows of one binlog event repeat most of
-    their bytes, so two stretches are remembered with what they decoded to and reused while
-    the bytes repeat (a byte comparison instead of a parse): source..event_index, and
-    timestamp..columns. A table's column list is also kept per table."""
+    their bytes, so three stretches are remembered with what they decoded to and reused while
+    the bytes repeat (a byte comparison instead of a parse): source..event_index,
+    timestamp..columns, and query..txn_gtid (the whole rest of a row of one transaction). A
+    table's column list is also kept per table."""
 
     def __init__(self) -> None:
         self._columns: dict[tuple[str, str], tuple[bytes, list[dict[str, Any]]]] = {}
         self._head: tuple[bytes, tuple[Any, ...]] = (b"\xff", ())
         self._middle: tuple[bytes, tuple[Any, ...]] = (b"\xff", ())
+        self._tail: tuple[bytes, tuple[Any, ...]] | None = None
 
     def decode(self, b: bytes, i: int = 5) -> dict[str, Any]:
         """The record whose body starts at `i` (after the wire-format header)."""
-        long_ = _long
+        head, row_index, middle, i = self._prefix(b, i)
+        source_id, server_id, kind, file, pos, gtid, event_index = head
+        ts, schema, table, op, columns = middle
+        before, i = self._image(b, i)
+        after, i = self._image(b, i)
+        query, xid, txn_gtid = self._rest(b, i)
+        return {"source_id": source_id, "server_id": server_id, "kind": kind,
+                "position": {"file": file, "pos": pos, "gtid": gtid,
+                             "event_index": event_index, "row_index": row_index},
+                "timestamp_ms": ts, "schema": schema, "table": table, "op": op,
+                "columns": columns, "before": before, "after": after, "query": query,
+                "xid": xid, "txn_gtid": txn_gtid}
+
+    def decode_row(self, b: bytes, i: int = 5) -> RowFields | None:
+        """A ROW record's `RowFields`, checked as fully as `decode` checks it but without
+        building the record; None when the record is of another kind."""
+        head, _, middle, i = self._prefix(b, i)
+        if head[2] != "ROW":
+            return None
+        image = self._image
+        before, i = image(b, i)
+        after, i = image(b, i)
+        self._rest(b, i)
+        ts, schema, table, op, columns = middle
+        return ts, schema, table, op, columns, before, after
+
+    def _prefix(self, b: bytes, i: int) -> tuple[tuple[Any, ...], int, tuple[Any, ...], int]:
+        """(source..event_index, row_index, timestamp..columns, the index after them)."""
         head_bytes, head = self._head
         if b.startswith(head_bytes, i):
             i += len(head_bytes)
@@ -193,8 +227,7 @@ class RelayEventDecoder:
             start = i
             head, i = self._read_head(b, i)
             self._head = (b[start:i], head)
-        source_id, server_id, kind, file, pos, gtid, event_index = head
-        row_index, i = long_(b, i)
+        row_index, i = _long(b, i)
         middle_bytes, middle = self._middle
         if b.startswith(middle_bytes, i):
             i += len(middle_bytes)
@@ -202,23 +235,26 @@ class RelayEventDecoder:
             start = i
             middle, i = self._read_middle(b, i)
             self._middle = (b[start:i], middle)
-        ts, schema, table, op, columns = middle
-        before, i = self._image(b, i)
-        after, i = self._image(b, i)
+        return head, row_index, middle, i
+
+    def _rest(self, b: bytes, i: int) -> tuple[Any, ...]:
+        """(query, xid, txn_gtid): the record's last fields, which must end the record."""
+        tail = self._tail
+        if tail is not None and len(b) - i == len(tail[0]) and b.endswith(tail[0]):
+            return tail[1]
+        start = i
         query, i = _str(b, i)
-        xb, i = long_(b, i)
+        xb, i = _long(b, i)
         xid = None
         if xb:
-            xid, i = long_(b, i)
+            xid, i = _long(b, i)
         txn_gtid, i = _str(b, i)
         if i != len(b):
             raise ValueError(f"{len(b) - i} bytes after the record")
-        return {"source_id": source_id, "server_id": server_id, "kind": kind,
-                "position": {"file": file, "pos": pos, "gtid": gtid,
-                             "event_index": event_index, "row_index": row_index},
-                "timestamp_ms": ts, "schema": schema, "table": table, "op": op,
-                "columns": columns, "before": before, "after": after, "query": query,
-                "xid": xid, "txn_gtid": txn_gtid}
+        rest = (query, xid, txn_gtid)
+        if len(b) - start <= 256:  # a row's; a DDL's long query is not worth keeping
+            self._tail = (b[start:], rest)
+        return rest
 
     @staticmethod
     def _read_head(b: bytes, i: int) -> tuple[tuple[Any, ...], int]:
@@ -271,29 +307,39 @@ class RelayEventDecoder:
 
     @staticmethod
     def _image(b: bytes, i: int) -> tuple[list[Any] | None, int]:
-        # the hot loop of the consumer: one- and two-byte varints are read inline
+        # the hot loop of the consumer: block counts and varints of up to three bytes (ids,
+        # lengths) are read inline
         if b[i] == 0:
             return None, i + 1
         i += 1
         out: list[Any] = []
         append = out.append
         while True:
-            count, i = _block(b, i)
+            count = b[i]
+            if count < 0x80 and not count & 1:  # a short block, no byte size after it
+                count >>= 1
+                i += 1
+            else:
+                count, i = _block(b, i)
             if count == 0:
                 return out, i
             for _ in range(count):
                 u = b[i]
-                if u == 0:
-                    append(None)
-                    i += 1
-                elif u == 2:
+                if u == 2:
                     n = b[i + 1]
                     if n < 0x80:
-                        append((n >> 1) ^ -(n & 1))
                         i += 2
+                    elif b[i + 2] < 0x80:
+                        n = (n & 0x7F) | (b[i + 2] << 7)
+                        i += 3
+                    elif b[i + 3] < 0x80:
+                        n = (n & 0x7F) | ((b[i + 2] & 0x7F) << 7) | (b[i + 3] << 14)
+                        i += 4
                     else:
                         v, i = _long(b, i + 1)
                         append(v)
+                        continue
+                    append((n >> 1) ^ -(n & 1))
                 elif u == 6:
                     n = b[i + 1]  # the length, zig-zag encoded
                     if n < 0x80:
@@ -309,6 +355,9 @@ class RelayEventDecoder:
                         raise ValueError("a string runs past the end of the message")
                     append(b[i:j].decode())
                     i = j
+                elif u == 0:
+                    append(None)
+                    i += 1
                 elif u == 4:
                     append(_UNPACK_DOUBLE(b, i + 1)[0])
                     i += 9

@@ -11,14 +11,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
 
 from kdm.avro import RELAY_EVENT, AvroCodec
-from kdm.config.service import KafkaConfig
 from kdm.errors import ERR_KAFKA_ADMIN, ERR_RELAY_TAIL, KdmError
 from kdm.position import GTIDSet, Position
+
+if TYPE_CHECKING:  # the sync consumer's relay reader process imports this module: keep it light
+    from kdm.config.service import KafkaConfig
 
 POLL_SECONDS = 1.0
 
@@ -36,12 +38,17 @@ class Message:
     value: dict[str, Any]
 
 
-def open_consumer(kafka: KafkaConfig, **extra: Any) -> Consumer:
-    """A read_committed consumer outside any group (offsets are chosen by the caller)."""
-    return Consumer(kafka.client(**{
+def reader_settings(kafka: KafkaConfig, **extra: Any) -> dict[str, Any]:
+    """The librdkafka settings of `open_consumer`."""
+    return kafka.client(**{
         "group.id": f"kdm-reader-{uuid.uuid4().hex[:12]}", "enable.auto.commit": False,
         "isolation.level": "read_committed", "enable.partition.eof": True,
-        "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50, "log_level": 3, **extra}))
+        "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50, "log_level": 3, **extra})
+
+
+def open_consumer(kafka: KafkaConfig, **extra: Any) -> Consumer:
+    """A read_committed consumer outside any group (offsets are chosen by the caller)."""
+    return Consumer(reader_settings(kafka, **extra))
 
 
 class TopicReader:

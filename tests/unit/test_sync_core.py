@@ -137,3 +137,43 @@ def test_safe_mode_survives_a_restart_during_a_replay() -> None:
                                                                    0)))
     start = decide(partial, 500, "kdm:8", fallback=0)
     assert (start.offset, start.safe_until) == (500, 1100)
+
+
+def test_pipeline_follows_each_layout_and_causality_each_table() -> None:
+    from consumers.downstream import KeyCache, TableKeys
+    from consumers.feed import Layout
+    from consumers.pipeline import Pipeline, Rules
+    from kdm.config.task import parse_task
+
+    task = parse_task(
+        "name: tk\ntask-mode: incremental\n"
+        "target-database: {host: 127.0.0.1, port: 4000, user: root}\n"
+        "routes:\n  r: {schema-pattern: up, table-pattern: t, target-schema: down}\n"
+        "block-allow-list:\n  b: {ignore-tables: [{db-name: up, tbl-name: skip}]}\n"
+        "mysql-instances:\n  - source-id: s1\n    route-rules: [r]\n"
+        "    block-allow-list: b\n")
+
+    class Keys(KeyCache):
+        def keys(self, schema: str, table: str) -> TableKeys:
+            return TableKeys((("PRIMARY", ("id",)),), ("id",))
+
+    pipeline = Pipeline(Rules.build(task, "s1"), Keys(task.target_database))
+    column = {"type": "int", "unsigned": False, "nullable": False, "key": "", "charset": ""}
+    narrow = Layout("up", "t", INSERT, [{**column, "name": "id"}])
+    wide = Layout("up", "t", INSERT, [{**column, "name": "x"}, {**column, "name": "id"}])
+    other = Layout("up", "u", INSERT, [{**column, "name": "id"}])
+    skipped = Layout("up", "skip", INSERT, [{**column, "name": "id"}])
+    unique = [("PRIMARY", ("id",))]  # one object throughout, as the hot path passes it
+    seen = []
+    for layout, after in ((narrow, [1]), (wide, [7, 2]), (narrow, [3]), (skipped, [4]),
+                          (other, [1]), (wide, [8, 5])):
+        made = pipeline.change(layout, None, after, 0)
+        seen.append(None if made is None else
+                    (made.schema, made.table, made.columns, made.after,
+                     change_keys(made, unique)))
+    assert seen == [("down", "t", ("id",), (1,), ["down.t|PRIMARY|1"]),
+                    ("down", "t", ("x", "id"), (7, 2), ["down.t|PRIMARY|2"]),
+                    ("down", "t", ("id",), (3,), ["down.t|PRIMARY|3"]),
+                    None,
+                    ("up", "u", ("id",), (1,), ["up.u|PRIMARY|1"]),
+                    ("down", "t", ("x", "id"), (8, 5), ["down.t|PRIMARY|5"])]
