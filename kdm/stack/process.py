@@ -78,7 +78,12 @@ def exited(pid_path: Path, marker: str) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return True
-    return stat.rsplit(")", 1)[-1].split()[0] == "Z" or cmdline(pid) not in ([], [""])
+    state, parent = stat.rsplit(")", 1)[-1].split()[:2]
+    if state == "Z":
+        return True
+    # our own child, alive: mid-exec its command line may be empty or another program's
+    # (the java launcher re-executes itself); only a stranger with the PID means "gone"
+    return int(parent) != os.getpid() and cmdline(pid) not in ([], [""])
 
 
 def stop(pid_path: Path, marker: str, timeout: float = 30.0) -> bool:

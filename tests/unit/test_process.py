@@ -45,7 +45,11 @@ def test_exited_tells_a_process_mid_exec_from_a_gone_one(tmp_path: Path,
     pid = process.spawn([*SLEEPER, "marker-c"], tmp_path / "out.log", pid_path)
     try:
         assert not process.exited(pid_path, "marker-c")
-        assert process.exited(pid_path, "another-marker")  # alive, but a stranger
+        # our own live child is not gone, whatever its command line shows mid-exec
+        assert not process.exited(pid_path, "another-marker")
+        stranger = tmp_path / "init.pid"
+        stranger.write_text("1\n")
+        assert process.exited(stranger, "marker-c")  # alive, but not ours: ours is gone
         # the java launcher re-executing itself shows an empty command line for a moment
         monkeypatch.setattr(process, "cmdline", lambda _pid: [""])
         assert not process.exited(pid_path, "marker-c")
