@@ -278,18 +278,8 @@ class ShardSync:
         """The source's tables the block/allow list keeps (DM's sharding group members)."""
         if self.source is None:
             return []
-        try:
-            conn = pymysql.connect(**self.source.from_.connect_args())
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
-                                "WHERE TABLE_TYPE = 'BASE TABLE'")
-                    rows = cur.fetchall()
-            finally:
-                conn.close()
-        except pymysql.MySQLError as exc:
-            raise ERR_SYNC_SHARD_TABLES(exc, task=self.task.name, source=self.source_id,
-                                        problem=str(exc)) from exc
+        rows = self._upstream("SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
+                              "WHERE TABLE_TYPE = 'BASE TABLE'")
         online = pipeline.rules.online
         return sorted((str(s), str(t)) for s, t in rows
                       if pipeline.rules.balist.allows(str(s), str(t)) and
@@ -303,20 +293,25 @@ class ShardSync:
         if self.source is None:
             raise ERR_SYNC_SHARD_TABLES(task=self.task.name, source=self.source_id,
                                         problem=f"no structure of `{table[0]}`.`{table[1]}`")
+        (row,) = self._upstream(f"SHOW CREATE TABLE `{table[0]}`.`{table[1]}`")
+        structure = TableSchema.from_create(str(row[1]), table[0])
+        tracker.set(structure)
+        return structure
+
+    def _upstream(self, sql: str) -> tuple[tuple[Any, ...], ...]:
+        """The rows of one query on the source (36014 when it cannot be asked)."""
+        assert self.source is not None
         try:
             conn = pymysql.connect(**self.source.from_.connect_args())
             try:
                 with conn.cursor() as cur:
-                    cur.execute(f"SHOW CREATE TABLE `{table[0]}`.`{table[1]}`")
-                    row = cur.fetchone()
+                    cur.execute(sql)
+                    return tuple(cur.fetchall())
             finally:
                 conn.close()
         except pymysql.MySQLError as exc:
             raise ERR_SYNC_SHARD_TABLES(exc, task=self.task.name, source=self.source_id,
                                         problem=str(exc)) from exc
-        structure = TableSchema.from_create(str(row[1]), table[0])
-        tracker.set(structure)
-        return structure
 
     def _register(self, table: Table, tracker: Tracker, pipeline: Pipeline) -> None:
         if table in self.registered:

@@ -31,6 +31,17 @@ def _no_lock(setup: ShardSetup) -> bool:
     return answer["locks"] == [] and answer["msg"] == "no DDL lock exists"
 
 
+def _write_all(setup: ShardSetup) -> None:
+    for short in setup.names:
+        for shard in SHARDS:
+            setup.write(short, shard)
+
+
+def _wait_died(setup: ShardSetup, name: str, what: str) -> None:
+    service = setup.ctl.services[name]
+    wait_for(lambda: service.proc is not None and service.proc.poll() is not None, 90, what)
+
+
 def _add_column_interleaved(setup: ShardSetup, pessimistic: bool) -> None:
     """ADD COLUMN c2 on every shard, source a first, rows written between every step."""
     a, b = setup.names["a"], setup.names["b"]
@@ -71,9 +82,7 @@ def test_add_then_drop_and_add_merge_into_one_table(mode: str, endpoints: Endpoi
                                                     kafka: KafkaConfig, unique: str,
                                                     tmp_path: Path) -> None:
     with shard_setup(endpoints, kafka, unique, tmp_path, mode) as setup:
-        for short in setup.names:
-            for shard in SHARDS:
-                setup.write(short, shard)
+        _write_all(setup)
         setup.wait_merged(BASE, "the first rows merged")
 
         _add_column_interleaved(setup, mode == "pessimistic")
@@ -111,13 +120,9 @@ def test_consumer_killed_at_each_protocol_step(point: str, endpoints: Endpoints,
                                                tmp_path: Path) -> None:
     with shard_setup(endpoints, kafka, unique, tmp_path, "pessimistic",
                      consumer_faults=point) as setup:
-        for short in setup.names:
-            for shard in SHARDS:
-                setup.write(short, shard)
+        _write_all(setup)
         _add_column_interleaved(setup, pessimistic=False)
-        consumer = setup.ctl.services["c1"]
-        wait_for(lambda: consumer.proc is not None and consumer.proc.poll() is not None, 90,
-                 f"the consumer to die at {point}")
+        _wait_died(setup, "c1", f"the consumer to die at {point}")
         setup.ctl.consumer("c1")  # the same worker again, without the fault
         setup.wait_merged([*BASE, "c2"], f"the lock to complete after a kill at {point}")
         wait_for(lambda: _no_lock(setup), 60, "the lock resolved")
@@ -132,13 +137,9 @@ def test_coordinator_killed_at_each_protocol_step(point: str, endpoints: Endpoin
         ctl = setup.ctl
         ctl.services["coordinator"].stop()
         ctl.coordinator(env={"KDM_FAULTS": point})
-        for short in setup.names:
-            for shard in SHARDS:
-                setup.write(short, shard)
+        _write_all(setup)
         _add_column_interleaved(setup, pessimistic=False)
-        victim = ctl.services["coordinator"]
-        wait_for(lambda: victim.proc is not None and victim.proc.poll() is not None, 90,
-                 f"the coordinator to die at {point}")
+        _wait_died(setup, "coordinator", f"the coordinator to die at {point}")
         ctl.coordinator()
         setup.wait_merged([*BASE, "c2"], f"the lock to complete after a kill at {point}")
         wait_for(lambda: _no_lock(setup), 60, "the lock resolved")
@@ -149,9 +150,7 @@ def test_seed_003_a_source_removed_mid_lock(endpoints: Endpoints, kafka: KafkaCo
     """Scenario 1: mysql-replica-02 leaves while the lock waits for it; unlock-ddl-lock."""
     with shard_setup(endpoints, kafka, unique, tmp_path, "pessimistic") as setup:
         a, b = setup.names["a"], setup.names["b"]
-        for short in setup.names:
-            for shard in SHARDS:
-                setup.write(short, shard)
+        _write_all(setup)
         setup.wait_merged(BASE, "the first rows merged")
         setup.ctl.ctl("stop-task", "-s", b, setup.task)
         wait_for(lambda: setup.status(b).get("stage") == "Stopped", 60, "b Stopped")
@@ -209,13 +208,9 @@ def test_seed_003_worker_killed_between_owner_exec_and_skip(
     with shard_setup(endpoints, kafka, unique, tmp_path, "pessimistic",
                      consumer_faults="sync.shard.before_skip") as setup:
         a, b = setup.names["a"], setup.names["b"]
-        for short in setup.names:
-            for shard in SHARDS:
-                setup.write(short, shard)
+        _write_all(setup)
         _add_column_interleaved(setup, pessimistic=False)
-        consumer = setup.ctl.services["c1"]
-        wait_for(lambda: consumer.proc is not None and consumer.proc.poll() is not None, 90,
-                 "the consumer to die before the skip")
+        _wait_died(setup, "c1", "the consumer to die before the skip")
         setup.ctl.consumer("c1")
         setup.wait_merged([*BASE, "c2"], "the lock to complete after the restart")
         wait_for(lambda: _no_lock(setup), 60, "no lock left")
@@ -279,9 +274,7 @@ def test_pessimistic_restrictions_truncate_ignored_and_a_dropped_shard_leaves(
     leaves its group, so the lock forms from the three shards left."""
     from tests.integration.sync_support import rows
     with shard_setup(endpoints, kafka, unique, tmp_path, "pessimistic") as setup:
-        for short in setup.names:
-            for shard in SHARDS:
-                setup.write(short, shard)
+        _write_all(setup)
         setup.wait_merged(BASE, "the first rows merged")
         before = rows(endpoints, "down", setup.down, "t")
         setup.ddl("a", "t1", "TRUNCATE TABLE {t}")
