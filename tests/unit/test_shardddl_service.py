@@ -19,6 +19,7 @@ from coordinator.service import Handlers
 from coordinator.shardddl.core import Operation, ShardDDLCore, Step
 from coordinator.shardddl.link import Delivery, lock_value
 from coordinator.shardddl.service import ShardDDLService
+from coordinator.workers import Placement
 from kdm.config.service import KafkaConfig
 from kdm.errors import ERR_SHARD_TRANSACTION
 from kdm.schema_tracker import TableSchema, apply
@@ -515,6 +516,7 @@ class ControlHarness:
         self.control = Control(KafkaConfig(), self.registry,  # type: ignore[arg-type]
                                FakeTable(), FakeTable(),  # type: ignore[arg-type]
                                precheck=lambda *a: {"result": True, "msg": "check pass!!!"},
+                               placement_of=lambda kafka, role: Placement(24, {}),
                                ask=lambda *a: None, locks=self.service,
                                forget_locks=self.forgotten.append)
         self.control.operate_source("create", [SOURCE], [])
