@@ -142,9 +142,7 @@ class ShardSync:
         if not self.groups.target_of:  # first start: the shards are the upstream's tables
             for table in self._upstream_tables(pipeline):
                 self.groups.add(table, pipeline.rules.router.target(*table))
-        for body in list(self.pending_done):
-            self.channel.send(ShardMessage.from_record(body))
-            self.pending_done.remove(body)
+        self.send_done()  # the notices a crash kept from being sent
         if self.mode == OPTIMISTIC:
             for table in sorted(self.groups.target_of):
                 self._register(table, tracker, pipeline)
@@ -259,11 +257,7 @@ class ShardSync:
 
     def remember_done(self, answer: ShardMessage) -> None:
         """Note the done notice to send once the checkpoint holds (saved with it)."""
-        done = operation_message(answer.operation(), done=True)
-        self.pending_done.append({"kind": done.kind, "mode": done.mode, "task": done.task,
-                                  "source": done.source, "lock_id": done.lock_id,
-                                  "ddls": list(done.ddls),
-                                  "body": json.dumps(done.body or {}), "sent_ms": 0})
+        self.pending_done.append(operation_message(answer.operation(), done=True).to_record())
 
     def send_done(self) -> None:
         """Send the done notices the last checkpoint saved."""

@@ -50,7 +50,6 @@ class Group:
     target: Table
     members: set[Table]
     ddls: tuple[str, ...] = ()
-    first_offset: int = -1
     first_pos: str = ""
     synced: dict[Table, int] = field(default_factory=dict)
 
@@ -58,6 +57,11 @@ class Group:
     def active(self) -> bool:
         """Whether a shard has met a DDL the group has not resolved."""
         return bool(self.synced)
+
+    def clear(self) -> None:
+        """Forget the DDL met (the lock resolved, or it is to be read again)."""
+        self.synced.clear()
+        self.ddls, self.first_pos = (), ""
 
     def is_synced(self) -> bool:
         """Whether every shard met the DDL."""
@@ -133,8 +137,7 @@ class ShardGroups:
         self.replay.update(self.blocked)
         self.blocked = {}
         for group in self.groups.values():
-            group.synced.clear()
-            group.ddls, group.first_offset, group.first_pos = (), -1, ""
+            group.clear()
         start = min([offset, *self.replay.values()])
         if start < offset:
             self.until = max(self.until, offset)
@@ -155,12 +158,10 @@ class ShardGroups:
         """Whether any event may be skipped at all (the hot path asks this first)."""
         return bool(self.blocked) or self.horizon > 0
 
-    def passed(self, offset: int) -> bool:
-        """Reading reached `offset`; True when that ended a replay (save the state)."""
-        if not self.horizon or offset < self.horizon:
-            return False
-        self.replay, self.horizon = {}, 0
-        return True
+    def passed(self, offset: int) -> None:
+        """Reading reached `offset`: past the horizon the replay is over (save the state)."""
+        if self.horizon and offset >= self.horizon:
+            self.replay, self.horizon = {}, 0
 
     # -- pessimistic DDL ----------------------------------------------------------------
 
@@ -173,7 +174,7 @@ class ShardGroups:
         if group is None:
             raise KeyError(table)
         if not group.active:
-            group.ddls, group.first_offset, group.first_pos = ddls, offset, position
+            group.ddls, group.first_pos = ddls, position
         elif not same_ddls(ddls, group.ddls):
             raise ERR_SYNC_SHARD_SEQUENCE(table=name(table), ddls=list(ddls),
                                           first=list(group.ddls), target=name(group.target),
@@ -191,8 +192,7 @@ class ShardGroups:
             self.blocked.pop(table, None)
             self.replay[table] = at + 1
         seek = min(at + 1 for at in group.synced.values())
-        group.synced.clear()
-        group.ddls, group.first_offset, group.first_pos = (), -1, ""
+        group.clear()
         self.until = max(self.until, offset + 1)
         self.horizon = max(self.until, self.floor)
         return seek
@@ -243,7 +243,3 @@ def _pairs(tables: Mapping[Table, int]) -> list[list[Any]]:
 def _unpairs(data: Iterable[Iterable[Any]] | None) -> dict[Table, int]:
     return {(str(s), str(t)): int(c) for s, t, c in (data or ())}
 
-
-def members(tables: Iterable[Table], target: Any) -> dict[Table, Table]:
-    """Each table's target under `target(schema, table)` (routing)."""
-    return {table: target(*table) for table in tables}

@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -493,25 +494,30 @@ class Subtask:
                    keys: KeyCache) -> None:
         position = self._mark(record)
         at = position.split("@", 1)[0]
-        statements = self._handled(at)
+        try:
+            if not self._ddl(pipeline, offset, record, position, keys):
+                return
+        except KdmError:
+            self.failed_ddl = at  # the DDL that paused the subtask: handle-error's default
+            raise
+        self.stats.ddl(record["query"])
+        metrics.DDLS.labels(task=self.task.name, source=self.source_id).inc()
+
+    def _ddl(self, pipeline: Pipeline, offset: int, record: dict[str, Any], position: str,
+             keys: KeyCache) -> bool:
+        """What `handle-error` says, else the shard-DDL plan, else the DDL itself; False
+        when the record is skipped (handled before, or its shard is blocked)."""
+        statements = self._handled(position.split("@", 1)[0])
         plan = None
         if statements is None and self.shard is not None:
-            try:
-                plan = self.shard.plan(record, offset, position, pipeline)
-            except KdmError:
-                self.failed_ddl = at
-                raise
+            plan = self.shard.plan(record, offset, position, pipeline)
             self._shard_status()
             if plan.action is Action.SKIP:
-                return
+                return False
             if plan.action is Action.OPTIMISTIC:
                 assert plan.table is not None
-                try:
-                    answer = self.shard.optimistic(plan.table, record, plan.statements,
-                                                   self.tracker, pipeline, self._stopped)
-                except KdmError:
-                    self.failed_ddl = at  # handle-error may skip or replace it
-                    raise
+                answer = self.shard.optimistic(plan.table, record, plan.statements,
+                                               self.tracker, pipeline, self._stopped)
                 if answer is None:
                     raise Interrupted()
                 self.shard.remember_done(answer)
@@ -519,19 +525,28 @@ class Subtask:
             elif plan.action is not Action.NORMAL:
                 statements = ()
         if statements is None:
-            try:
-                statements = pipeline.ddl(record).statements
-            except KdmError:
-                self.failed_ddl = at
-                raise
+            statements = pipeline.ddl(record).statements
         self._run_ddls(pipeline, offset, record, position, statements, keys)
         if plan is not None and plan.action is Action.LOCK:
             self._lock(plan, pipeline, offset, position, keys)
         elif self.shard is not None and self.shard.pending_done:
             self.shard.send_done()
             self._shard_status()
-        self.stats.ddl(record["query"])
-        metrics.DDLS.labels(task=self.task.name, source=self.source_id).inc()
+        return True
+
+    @contextmanager
+    def _meta(self, op: str) -> Iterator[Any]:
+        """A downstream connection for checkpoint writes, committed at the end and closed;
+        a server error is SyncDownstream naming `op`."""
+        conn = connect(self.task.target_database)
+        try:
+            yield conn
+            conn.commit()
+        except pymysql.MySQLError as exc:
+            raise ERR_SYNC_DOWNSTREAM(exc, address=self.task.target_database.host,
+                                      op=op) from exc
+        finally:
+            conn.close()
 
     def _run_ddls(self, pipeline: Pipeline, offset: int, record: dict[str, Any] | None,
                   position: str, statements: tuple[str, ...], keys: KeyCache,
@@ -539,33 +554,21 @@ class Subtask:
         """Run a DDL record's downstream statements, track it and checkpoint past it (or
         at `end`)."""
         at = position.split("@", 1)[0]
-        conn = connect(self.task.target_database)
         safe = self.sync.safe_mode or offset < self.safe_until
-        try:
-            with conn.cursor() as cur:
-                # a DDL commits on its own: if we die before its checkpoint, redo it safely
-                cur.execute(f"UPDATE {quote(self.task.meta_schema)}.{checkpoint.TABLE} SET "
-                            "safe_until = GREATEST(safe_until, %s) WHERE task = %s AND "
-                            "source = %s", (offset + 1, self.task.name, self.source_id))
-                conn.commit()
-                for sql in statements:
-                    try:
-                        self._run_ddl(cur, sql, safe or record is None, at)
-                    except KdmError:
-                        self.failed_ddl = at
-                        raise
-                keys.clear()  # a DDL may change any table's keys; they are re-read lazily
-                # a shard DDL read again below the round checkpoint is tracked already
-                if record is not None and (self.shard is None or
-                                           offset >= self.shard.groups.floor):
-                    self._track_ddl(record)
-                self._checkpoint_all(cur, offset, position, pipeline, end)
+        with self._meta("checkpoint a DDL") as conn, conn.cursor() as cur:
+            # a DDL commits on its own: if we die before its checkpoint, redo it safely
+            cur.execute(f"UPDATE {quote(self.task.meta_schema)}.{checkpoint.TABLE} SET "
+                        "safe_until = GREATEST(safe_until, %s) WHERE task = %s AND "
+                        "source = %s", (offset + 1, self.task.name, self.source_id))
             conn.commit()
-        except pymysql.MySQLError as exc:
-            raise ERR_SYNC_DOWNSTREAM(exc, address=self.task.target_database.host,
-                                      op="checkpoint a DDL") from exc
-        finally:
-            conn.close()
+            for sql in statements:
+                self._run_ddl(cur, sql, safe or record is None, at)
+            keys.clear()  # a DDL may change any table's keys; they are re-read lazily
+            # a shard DDL read again below the round checkpoint is tracked already
+            if record is not None and (self.shard is None or
+                                       offset >= self.shard.groups.floor):
+                self._track_ddl(record)
+            self._checkpoint_all(cur, offset, position, pipeline, end)
 
     def _lock(self, plan: Plan, pipeline: Pipeline, offset: int, position: str,
               keys: KeyCache) -> None:
@@ -576,11 +579,7 @@ class Subtask:
         group = plan.group
         faults.point("sync.shard.before_info")
         self.stats.lock_id = self.shard.groups.lock_id(group)
-        try:
-            answer = self.shard.lock(group, self._stopped)
-        except KdmError:
-            self.failed_ddl = position.split("@", 1)[0]
-            raise
+        answer = self.shard.lock(group, self._stopped)
         if answer is None:
             raise Interrupted()
         execute = bool((answer.body or {}).get("exec"))
@@ -605,19 +604,11 @@ class Subtask:
 
     def _save_state(self, pipeline: Pipeline, offset: int) -> None:
         """Write the state row alone (the rounds before `offset` are all applied)."""
-        conn = connect(self.task.target_database)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(checkpoint.state_sql(self.task.meta_schema),
-                            (self.task.name, self.source_id, self.round - 1, offset, offset,
-                             self.safe_until, self.last_position,
-                             json.dumps(self._state(pipeline))))
-            conn.commit()
-        except pymysql.MySQLError as exc:
-            raise ERR_SYNC_DOWNSTREAM(exc, address=self.task.target_database.host,
-                                      op="save the subtask state") from exc
-        finally:
-            conn.close()
+        with self._meta("save the subtask state") as conn, conn.cursor() as cur:
+            cur.execute(checkpoint.state_sql(self.task.meta_schema),
+                        (self.task.name, self.source_id, self.round - 1, offset, offset,
+                         self.safe_until, self.last_position,
+                         json.dumps(self._state(pipeline))))
 
     # -- tracked schemas and other state kept with the checkpoint ------------------------
 

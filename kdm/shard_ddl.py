@@ -374,13 +374,17 @@ class ShardMessage:
         """The Kafka key: the task on the ddl topic, ``<task>/<source>`` on ddl-ops."""
         return f"{self.task}/{self.source}" if self.kind == "operation" else self.task
 
+    def to_record(self) -> dict[str, Any]:
+        """The Avro record (also how a subtask saves a notice it still has to send)."""
+        return {"kind": self.kind, "mode": self.mode, "task": self.task, "source": self.source,
+                "lock_id": self.lock_id, "ddls": list(self.ddls),
+                "body": json.dumps(self.body or {}, sort_keys=True), "sent_ms": self.sent_ms}
+
     def encode(self, codec: AvroCodec, topic: str) -> bytes:
         """The Avro value."""
-        return codec.encode(SHARD_DDL_MESSAGE, {
-            "kind": self.kind, "mode": self.mode, "task": self.task, "source": self.source,
-            "lock_id": self.lock_id, "ddls": list(self.ddls),
-            "body": json.dumps(self.body or {}, sort_keys=True),
-            "sent_ms": self.sent_ms or int(time.time() * 1000)}, topic)
+        record = self.to_record()
+        record["sent_ms"] = self.sent_ms or int(time.time() * 1000)
+        return codec.encode(SHARD_DDL_MESSAGE, record, topic)
 
     @classmethod
     def decode(cls, codec: AvroCodec, value: bytes, where: tuple[str, int]) -> ShardMessage:

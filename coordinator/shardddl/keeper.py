@@ -7,11 +7,15 @@ from typing import Generic, Protocol, TypeVar
 
 
 class Identified(Protocol):
-    """A lock: anything with an ID."""
+    """A lock: anything with an ID and a task."""
 
     @property
     def id(self) -> str:
         """The lock ID."""
+
+    @property
+    def task(self) -> str:
+        """The task the lock belongs to."""
 
 
 L = TypeVar("L", bound=Identified)
@@ -33,3 +37,10 @@ class LockTable(Generic[L]):
     def locks(self) -> list[L]:
         """Every lock, by ID."""
         return [self._locks[k] for k in sorted(self._locks)]
+
+    def remove_task(self, task: str) -> list[str]:
+        """Drop every lock of a task (stop-task --remove-meta); the removed IDs."""
+        gone = [key for key, lock in self._locks.items() if lock.task == task]
+        for key in gone:
+            del self._locks[key]
+        return gone

@@ -311,13 +311,6 @@ class OptimisticKeeper(LockTable[OptimisticLock]):
                 del self._locks[lock.id]
         return changed
 
-    def remove_task(self, task: str) -> list[str]:
-        """Drop every lock of a task (stop-task --remove-meta); the removed IDs."""
-        gone = [key for key, lock in self._locks.items() if lock.task == task]
-        for key in gone:
-            del self._locks[key]
-        return gone
-
 
 def _name(key: TableKey) -> str:
     return f"{key[0]}-{quote_name(key[1])}.{quote_name(key[2])}"

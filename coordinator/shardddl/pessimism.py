@@ -279,13 +279,6 @@ class PessimisticKeeper(LockTable[PessimisticLock]):
                 operations += lock.operations()
         return operations
 
-    def remove_task(self, task: str) -> list[str]:
-        """Drop every lock of a task (stop-task --remove-meta); the removed IDs."""
-        gone = [key for key, lock in self._locks.items() if lock.task == task]
-        for key in gone:
-            del self._locks[key]
-        return gone
-
     def unlock(self, lock_id: str, owner: str | None = None,
                force_remove: bool = False) -> list[PessimisticOperation]:
         """unlock-ddl-lock (seed 003): force the lock synced; the `exec` for the owner.
