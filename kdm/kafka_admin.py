@@ -10,13 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
     NewTopic,
+    OffsetSpec,
 )
 
 from kdm.config.service import KafkaConfig
@@ -24,6 +25,9 @@ from kdm.errors import ERR_KAFKA_ADMIN, ERR_KAFKA_TOPIC_MISMATCH
 from kdm.topics import TopicSpec
 
 TIMEOUT = 30.0
+# what a partition created a moment ago answers until its leader serves it
+_NOT_READY = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.NOT_LEADER_FOR_PARTITION,
+              KafkaError.LEADER_NOT_AVAILABLE, KafkaError._UNKNOWN_PARTITION, KafkaError._NOENT)
 
 
 def admin_client(kafka: KafkaConfig) -> AdminClient:
@@ -48,7 +52,34 @@ def ensure_topics(kafka: KafkaConfig, specs: Iterable[TopicSpec]) -> list[str]:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise ERR_KAFKA_ADMIN(exc, op="create", target=spec.name) from exc
             _reconcile(admin, spec)
+    _await_ready(admin, [s for s in specs if s.name in created])
     return created
+
+
+def _await_ready(admin: AdminClient, specs: list[TopicSpec]) -> None:
+    """Wait until every partition of topics created a moment ago answers an offsets request:
+    a fresh broker can list a new partition's leader before that leader serves it, and a
+    client asking meanwhile gets "unknown partition" or "not leader"."""
+    waiting = [TopicPartition(s.name, p) for s in specs for p in range(s.partitions)]
+    earliest = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+    deadline = time.monotonic() + TIMEOUT
+    while waiting:
+        asked = admin.list_offsets(dict.fromkeys(waiting, earliest), request_timeout=TIMEOUT)
+        problems: list[tuple[TopicPartition, KafkaException]] = []
+        for tp, future in asked.items():
+            try:
+                future.result()
+            except KafkaException as failed:
+                problems.append((tp, failed))
+        waiting = [tp for tp, _ in problems]
+        if not problems:
+            return
+        first, problem = problems[0]
+        error = problem.args[0]
+        ready_later = error.retriable() or error.code() in _NOT_READY
+        if not ready_later or time.monotonic() >= deadline:
+            raise ERR_KAFKA_ADMIN(problem, op="list-offsets", target=first.topic) from problem
+        time.sleep(0.1)
 
 
 def topic_configs(admin: AdminClient, name: str) -> dict[str, str]:

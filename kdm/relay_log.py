@@ -173,6 +173,8 @@ def last_relay_record(kafka: KafkaConfig, topic: str, codec: AvroCodec) -> Messa
         try:
             message = reader.last()
         except KdmError as exc:
+            if exc.spec.resumable:  # Kafka unreachable or not ready: the caller retries
+                raise
             raise ERR_RELAY_TAIL(exc, topic=topic, problem=exc.message) from exc
     if message is not None and message.schema != RELAY_EVENT:
         raise ERR_RELAY_TAIL(topic=topic, problem=f"offset {message.offset} holds a "

@@ -116,6 +116,14 @@ class Cluster:
             assert result.exit_code == (0 if ok else 1), (args, result.exit_code)
         return answer
 
+    def print_logs(self, tail: int = 200) -> None:
+        """Print the last `tail` lines of every service's log (pytest shows them with a
+        failure, so a failure in CI can be read without the files)."""
+        for name, service in self.services.items():
+            lines = service.log_path.read_text(errors="replace").splitlines()
+            print(f"----- {name}: last {min(tail, len(lines))} of {len(lines)} lines -----")
+            print("\n".join(lines[-tail:]))
+
     def stop_all(self) -> None:
         """SIGTERM every service, by PID (workers before the coordinator)."""
         for name in sorted(self.services, key=lambda n: n == "coordinator"):
@@ -128,6 +136,10 @@ def cluster(kafka: KafkaConfig, logs: Path) -> Iterator[Cluster]:
     running = Cluster(kafka, logs)
     try:
         yield running
+    except BaseException:
+        running.stop_all()
+        running.print_logs()
+        raise
     finally:
         running.stop_all()
 

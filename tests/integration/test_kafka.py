@@ -6,13 +6,14 @@ import time
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from kdm.avro import AvroCodec
 from kdm.config.service import KafkaConfig
 from kdm.errors import KdmError
 from kdm.kafka_admin import admin_client, ensure_topics, partition_count, topic_configs
 from kdm.topics import Topics, TopicSpec
+from tests.integration.relay_support import wait_for
 from tests.unit.test_avro import EXTREMES, RELAY, row_event
 
 pytestmark = pytest.mark.integration
@@ -36,7 +37,9 @@ def test_ensure_is_idempotent_and_follows_retention(kafka: KafkaConfig) -> None:
     spec = topics.relay("s", retention_ms=-1)
     ensure_topics(kafka, [spec])
     ensure_topics(kafka, [topics.relay("s", retention_ms=7_200_000)])
-    assert topic_configs(admin_client(kafka), spec.name)["retention.ms"] == "7200000"
+    # the controller accepted the change; the broker shows it a moment later
+    wait_for(lambda: topic_configs(admin_client(kafka), spec.name)["retention.ms"] == "7200000",
+             10, "the new retention")
 
 
 def test_a_mismatched_topic_is_refused(kafka: KafkaConfig) -> None:
@@ -79,3 +82,20 @@ def test_avro_records_cross_kafka_exactly(kafka: KafkaConfig) -> None:
     messages = consume_all(kafka, topic, len(records))
     assert [codec.decode(m.value())[1] for m in messages] == records
     assert [m.key() for m in messages] == [b"db.t", b"db.t"]
+
+
+def test_created_topics_answer_offsets_at_once(kafka: KafkaConfig) -> None:
+    """ensure_topics returns only when every new partition has a leader: a client asking a
+    created topic's offsets right away is answered (a fresh broker used to say "unknown
+    partition" for a moment, and the relay paused on it)."""
+    specs = [TopicSpec(f"{kafka.topic_prefix}.fresh{i}", partitions=3) for i in range(8)]
+    assert ensure_topics(kafka, specs) == [s.name for s in specs]
+    consumer = Consumer(kafka.client(**{"group.id": f"{kafka.topic_prefix}.fresh"}))
+    try:
+        for spec in specs:
+            for partition in range(3):
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(spec.name, partition), timeout=5, cached=False)
+                assert (low, high) == (0, 0)
+    finally:
+        consumer.close()
