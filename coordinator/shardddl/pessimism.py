@@ -58,6 +58,8 @@ class PessimisticLock:
     """One target table's lock: who must report the DDLs (`ready`) and who has acted (`done`).
 
     `executed` turns true when the owner reports its `exec` done: the DDLs are downstream.
+    `exec_sent` records that the owner was told to execute: its done counts even if the lock
+    is no longer synced by then (an unlock that gave up waiting reverted it).
     `forced` lists the sources `unlock-ddl-lock` marked ready without their info; they get
     no operation and are not waited for. `force_remove` is the pending unlock's flag."""
 
@@ -73,6 +75,7 @@ class PessimisticLock:
         self.ready: dict[str, bool] = {}
         self.done: dict[str, bool] = {}
         self.executed = False
+        self.exec_sent = False
         self.forced: tuple[str, ...] = ()
         self.force_remove = False
         self._join(sources)
@@ -124,8 +127,13 @@ class PessimisticLock:
         """Record that `source` acted on its operation; the owner's done means executed.
 
         As in DM a done for a lock that is not synced is ignored: no operation was sent, so
-        it is a stale notice for an earlier lock of the same target."""
-        if source not in self.done or not self.is_synced():
+        it is a stale notice for an earlier lock of the same target. The owner's done after
+        its `exec` went out counts all the same: an `unlock-ddl-lock` that stopped waiting
+        for a slow DDL reverted the lock, but the DDL ran, and the others must skip it once
+        they arrive (or a second unlock sends the skips)."""
+        if source not in self.done:
+            return
+        if not self.is_synced() and not (source == self.owner and self.exec_sent):
             return
         self.done[source] = True
         if source == self.owner:
@@ -173,6 +181,7 @@ class PessimisticLock:
         if not self.is_synced():
             return []
         if not self.executed:
+            self.exec_sent = True
             return [self._op(self.owner, True)]
         return self.skip_operations()
 
@@ -190,7 +199,8 @@ class PessimisticLock:
         return {"id": self.id, "task": self.task, "mode": MODE, "target": list(self.target),
                 "owner": self.owner, "ddls": list(self.ddls), "ready": dict(self.ready),
                 "done": dict(self.done), "executed": self.executed,
-                "forced": list(self.forced), "force_remove": self.force_remove}
+                "exec_sent": self.exec_sent, "forced": list(self.forced),
+                "force_remove": self.force_remove}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PessimisticLock:
@@ -204,6 +214,7 @@ class PessimisticLock:
             lock.ready = {str(s): bool(r) for s, r in data["ready"].items()}
             lock.done = {str(s): bool(data["done"].get(s, False)) for s in lock.ready}
             lock.executed = bool(data["executed"])
+            lock.exec_sent = bool(data.get("exec_sent", lock.executed))
             lock.forced = tuple(str(s) for s in data["forced"])
             lock.force_remove = bool(data["force_remove"])
         except (KeyError, TypeError, ValueError, AttributeError) as err:

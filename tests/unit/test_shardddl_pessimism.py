@@ -177,6 +177,39 @@ def test_unlock_without_force_remove_reverts_when_the_owner_fails() -> None:
     assert keeper.operations(LOCK) == []
 
 
+def test_the_owners_late_done_after_a_reverted_unlock_still_counts() -> None:
+    keeper = PessimisticKeeper()
+    keeper.try_sync(info(R1))  # mysql-replica-02 is gone
+    assert keeper.unlock(LOCK) == [op(R1, True)]
+    raises_code(38005, lambda: keeper.finish_unlock(LOCK))  # the DDL is slow: reverted
+    assert keeper.mark_done(LOCK, R1) == []  # ... but it ran
+    lock = keeper.get(LOCK)
+    assert lock is not None and lock.executed and lock.unsynced() == [R2]
+    assert keeper.unlock(LOCK) == []  # a second unlock: nothing to execute again
+    assert keeper.finish_unlock(LOCK) == []
+    assert LOCK not in keeper
+
+
+def test_after_a_reverted_unlock_the_missing_source_is_told_to_skip() -> None:
+    keeper = PessimisticKeeper()
+    keeper.try_sync(info(R1))
+    keeper.unlock(LOCK)
+    raises_code(38005, lambda: keeper.finish_unlock(LOCK))
+    keeper.mark_done(LOCK, R1)
+    assert keeper.try_sync(info(R2)) == (keeper.get(LOCK), True)
+    assert keeper.operations(LOCK) == [op(R2, False)]  # the DDL is downstream already
+    assert keeper.mark_done(LOCK, R2) == []
+    assert LOCK not in keeper
+
+
+def test_a_done_from_a_source_that_was_never_sent_an_operation_is_ignored() -> None:
+    keeper = PessimisticKeeper()
+    keeper.try_sync(info(R1))
+    keeper.mark_done(LOCK, R1)  # stale: the lock was never synced
+    lock = keeper.get(LOCK)
+    assert lock is not None and not lock.executed and not lock.exec_sent
+
+
 def test_unlock_with_force_remove_removes_the_lock_even_if_the_owner_fails() -> None:
     keeper = PessimisticKeeper()
     keeper.try_sync(info(R1, sources=(R1, R2, R3)))
