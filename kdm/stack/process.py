@@ -103,10 +103,14 @@ def stop(pid_path: Path, marker: str, timeout: float = 30.0) -> bool:
     return True
 
 
-def _reap(pid: int) -> None:
-    """Collect the exit status when the process is our child, so it leaves no zombie."""
+def _reap(pid: int, timeout: float = 10.0) -> None:
+    """Collect the exit status when the process is our child, so it leaves no zombie. An
+    exiting process loses its command line before it turns zombie, so wait (bounded) for
+    the exit to complete rather than ask once."""
+    deadline = time.monotonic() + timeout
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+        while os.waitpid(pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
