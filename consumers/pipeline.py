@@ -22,6 +22,7 @@ from consumers.online_ddl import OnlineDDL
 from consumers.routing import Router
 from kdm.config.source import SourceConfig
 from kdm.config.task import TaskConfig
+from kdm.errors import KdmError
 
 Record = dict[str, Any]
 
@@ -143,6 +144,21 @@ class Pipeline:
                 continue
             statements.extend(rendered)
         return DDLAction(tuple(statements), record["query"])
+
+    def replacement(self, record: Record, sqls: tuple[str, ...]) -> tuple[str, ...]:
+        """`handle-error replace`'s statements for the DDL `record`, as they run downstream.
+
+        As in DM each is written against the upstream table and routed like the DDL it
+        replaces; one that names no table this task migrates (or that kdm cannot parse)
+        runs as written."""
+        statements: list[str] = []
+        for sql in sqls:
+            try:
+                routed = self.ddl({**record, "query": sql}).statements
+            except KdmError:
+                routed = ()
+            statements.extend(routed or (sql,))
+        return tuple(statements)
 
     def _online(self, ddl: Any, record: Record) -> list[str] | None:
         if self.rules.online is None:

@@ -150,10 +150,13 @@ class ShardSync:
 
     # -- DDL ----------------------------------------------------------------------------
 
-    def plan(self, record: dict[str, Any], offset: int, position: str,
-             pipeline: Pipeline) -> Plan:
-        """What the DDL record at `offset` becomes (see `Action`)."""
-        ddls = parse_ddl(record["query"], record["schema"])
+    def plan(self, record: dict[str, Any], offset: int, position: str, pipeline: Pipeline,
+             replaced: tuple[str, ...] | None = None) -> Plan:
+        """What the DDL record at `offset` becomes (see `Action`). `replaced`: the statements
+        `handle-error replace` put in the record's place, which are this shard's DDL from
+        then on (pessimistic; as in DM, the other shards must then replace theirs alike)."""
+        queries = (record["query"],) if replaced is None else replaced
+        ddls = [ddl for query in queries for ddl in parse_ddl(query, record["schema"])]
         tables = [t for ddl in ddls for t in ddl.tables]
         table: Table = tables[0] if tables else (record["schema"], "")
         if self.groups.skips(table, offset):
@@ -168,7 +171,8 @@ class ShardSync:
                     return Plan(Action.LOCK, table, synced[0], synced[0].ddls)
                 return Plan(Action.TRACK, table)
             return Plan(Action.NORMAL, table)
-        action = classify_shard_ddl(record["query"], self.mode)
+        actions = [classify_shard_ddl(query, self.mode) for query in queries]  # each allowed
+        action = actions[0]
         if action is ShardDDLAction.DIRECT:
             if ddls[0].event == CREATE_TABLE:
                 target = pipeline.rules.router.target(*table)
@@ -186,7 +190,8 @@ class ShardSync:
             if group is not None and self.mode != OPTIMISTIC and group.is_synced():
                 return Plan(Action.LOCK, table, group, group.ddls)
             return Plan(Action.TRACK, table)
-        statements = pipeline.ddl(record).statements
+        statements = pipeline.ddl(record).statements if replaced is None else \
+            pipeline.replacement(record, replaced)
         if not statements:  # an event filter dropped it: nothing to coordinate
             return Plan(Action.TRACK, table)
         if self.groups.group_of(table) is None:

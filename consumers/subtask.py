@@ -56,6 +56,7 @@ from kdm.position import Position
 from kdm.relay_log import TopicReader, after_position, open_consumer
 from kdm.schema_sql import quote_name as quote
 from kdm.schema_tracker import Tracker
+from kdm.shard_ddl import OPTIMISTIC
 from kdm.topics import Topics
 
 ROUND_SECONDS = 0.1
@@ -123,6 +124,8 @@ class Subtask:
         self._ours: tuple[int | None, str] = (None, "")
         self._flushed_at = 0.0
         self.failed_ddl = ""
+        self.failed_lock = False  # failed_ddl failed as a shard-DDL lock's owner running it
+        self._locking = False
         self.tracker = Tracker()
         self.saved_online: dict[str, Any] | None = None
         self.used_operations: set[int] = set()
@@ -499,18 +502,37 @@ class Subtask:
                 return
         except KdmError:
             self.failed_ddl = at  # the DDL that paused the subtask: handle-error's default
+            self.failed_lock = self._locking
             raise
+        finally:
+            self._locking = False
         self.stats.ddl(record["query"])
         metrics.DDLS.labels(task=self.task.name, source=self.source_id).inc()
 
     def _ddl(self, pipeline: Pipeline, offset: int, record: dict[str, Any], position: str,
              keys: KeyCache) -> bool:
         """What `handle-error` says, else the shard-DDL plan, else the DDL itself; False
-        when the record is skipped (handled before, or its shard is blocked)."""
-        statements = self._handled(position.split("@", 1)[0])
+        when the record is skipped (handled before, or its shard is blocked).
+
+        `handle-error` (as in DM): `skip` skips the DDL; `replace` puts its statements in
+        the DDL's place, routed like it. In a pessimistic shard-merge task a replacement is
+        the shard's DDL and is coordinated like one; and when the DDL that paused the
+        subtask was the lock's, which this source ran as its owner, the operation applies
+        to what the owner runs (skip: nothing; replace: the statements), after which the
+        lock goes on as if the owner had run its DDLs."""
+        at = position.split("@", 1)[0]
+        in_lock = self.shard is not None and self.failed_lock and self.failed_ddl == at
+        handled = None if in_lock else self._handled(at)
+        statements = replaced = None
+        if handled is not None:
+            coordinated = self.shard is not None and self.shard.mode != OPTIMISTIC
+            if handled and coordinated:
+                replaced = handled
+            else:
+                statements = pipeline.replacement(record, handled)
         plan = None
         if statements is None and self.shard is not None:
-            plan = self.shard.plan(record, offset, position, pipeline)
+            plan = self.shard.plan(record, offset, position, pipeline, replaced)
             self._shard_status()
             if plan.action is Action.SKIP:
                 return False
@@ -525,10 +547,12 @@ class Subtask:
             elif plan.action is not Action.NORMAL:
                 statements = ()
         if statements is None:
-            statements = pipeline.ddl(record).statements
-        self._run_ddls(pipeline, offset, record, position, statements, keys)
+            statements = pipeline.ddl(record).statements if replaced is None else \
+                pipeline.replacement(record, replaced)
+        self._run_ddls(pipeline, offset, record, position, statements, keys,
+                       tracked=handled or None)
         if plan is not None and plan.action is Action.LOCK:
-            self._lock(plan, pipeline, offset, position, keys)
+            self._lock(plan, pipeline, offset, record, position, keys, in_lock)
         elif self.shard is not None and self.shard.pending_done:
             self.shard.send_done()
             self._shard_status()
@@ -550,9 +574,9 @@ class Subtask:
 
     def _run_ddls(self, pipeline: Pipeline, offset: int, record: dict[str, Any] | None,
                   position: str, statements: tuple[str, ...], keys: KeyCache,
-                  end: int | None = None) -> None:
-        """Run a DDL record's downstream statements, track it and checkpoint past it (or
-        at `end`)."""
+                  end: int | None = None, tracked: tuple[str, ...] | None = None) -> None:
+        """Run a DDL record's downstream statements, track it (or the `tracked` statements
+        in its place) and checkpoint past it (or at `end`)."""
         at = position.split("@", 1)[0]
         safe = self.sync.safe_mode or offset < self.safe_until
         with self._meta("checkpoint a DDL") as conn, conn.cursor() as cur:
@@ -567,14 +591,16 @@ class Subtask:
             # a shard DDL read again below the round checkpoint is tracked already
             if record is not None and (self.shard is None or
                                        offset >= self.shard.groups.floor):
-                self._track_ddl(record)
+                for query in tracked or (record["query"],):
+                    self._track_ddl({**record, "query": query})
             self._checkpoint_all(cur, offset, position, pipeline, end)
 
-    def _lock(self, plan: Plan, pipeline: Pipeline, offset: int, position: str,
-              keys: KeyCache) -> None:
+    def _lock(self, plan: Plan, pipeline: Pipeline, offset: int, record: dict[str, Any],
+              position: str, keys: KeyCache, failed_here: bool) -> None:
         """Pessimistic: the group is synced; ask the coordinator, run (owner) or skip its
         DDLs, checkpoint with the seek-back plan, report done, and read again from the
-        first skipped event (kdm/shard_ddl.py, steps 2-5)."""
+        first skipped event (kdm/shard_ddl.py, steps 2-5). `failed_here`: running them
+        paused the subtask before, so a `handle-error` for it says what the owner runs."""
         assert self.shard is not None and plan.group is not None
         group = plan.group
         faults.point("sync.shard.before_info")
@@ -586,8 +612,14 @@ class Subtask:
         faults.point("sync.shard.before_ddl" if execute else "sync.shard.before_skip")
         self.shard.remember_done(answer)
         seek = self.shard.groups.resolve(group, offset)
-        self._run_ddls(pipeline, offset, None, position,
-                       tuple(answer.ddls) if execute else (), keys, end=seek)
+        statements = tuple(answer.ddls) if execute else ()
+        handled = self._handled(position.split("@", 1)[0]) if execute and failed_here \
+            else None
+        if handled is not None:
+            statements = pipeline.replacement(record, handled)
+        self._locking = execute
+        self._run_ddls(pipeline, offset, None, position, statements, keys, end=seek)
+        self._locking = False
         faults.point("sync.shard.after_checkpoint")
         self.shard.send_done()
         self._shard_status()

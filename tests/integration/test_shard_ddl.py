@@ -291,3 +291,52 @@ def test_pessimistic_restrictions_truncate_ignored_and_a_dropped_shard_leaves(
                    for r in rows(endpoints, "up", setup.ups[short], shard)}
         wait_for(lambda: written <= {r[0] for r in rows(endpoints, "down", setup.down, "t")},
                  60, "the rows written after the DDL")
+
+
+@pytest.mark.parametrize("op", ["replace", "skip"])
+def test_handle_error_on_the_owners_ddl_goes_on_through_the_lock(
+        op: str, endpoints: Endpoints, kafka: KafkaConfig, unique: str,
+        tmp_path: Path) -> None:
+    """The lock's DDL fails downstream when its owner runs it (a downstream-only row breaks
+    a new unique key): the owner pauses with 36002 while the other source waits on the lock.
+    `handle-error replace`, written against the upstream shard as in DM, is routed to the
+    target and run by the owner instead (`skip`: nothing runs); the lock then completes (the
+    other source skips) and the rows written after the DDL on every shard arrive."""
+    from tests.integration.sync_support import execute, rows
+    with shard_setup(endpoints, kafka, unique, tmp_path, "pessimistic") as setup:
+        a, b = setup.names["a"], setup.names["b"]
+        _write_all(setup)
+        setup.wait_merged(BASE, "the first rows merged")
+        taken = int(rows(endpoints, "down", setup.down, "t")[0][2])
+        execute(endpoints, setup.down, f"INSERT INTO t VALUES (999999, 'down only', {taken})",
+                side="down")
+        unique_v = "ALTER TABLE {t} ADD UNIQUE KEY uk (v)"
+        for shard in SHARDS:
+            setup.ddl("a", shard, unique_v)
+        wait_for(lambda: _locks(setup, setup.task)["locks"] != [], 60, "the lock from a")
+        for shard in SHARDS:
+            setup.ddl("b", shard, unique_v)
+        _write_all(setup)
+
+        def owner_paused() -> bool:
+            status = setup.status(a)
+            return status.get("stage") == "Paused" and \
+                [e["ErrCode"] for e in status["result"]["errors"]] == [36002]
+        wait_for(owner_paused, 90, "the owner paused on the failing DDL")
+        wait_for(lambda: setup.status(b).get("unresolvedDDLLockID") == setup.lock, 30,
+                 "b waiting on the lock")
+        (lock,) = _locks(setup, setup.task)["locks"]
+        assert (lock["owner"], lock["synced"], lock["unsynced"]) == (a, sorted([a, b]), [])
+
+        replacement = [f"ALTER TABLE `{setup.ups['a']}`.`t1` ADD KEY k (v)"] \
+            if op == "replace" else []
+        _kafka_cli(kafka, "handle-error", setup.task, "-s", a, op, *replacement)
+        wait_for(lambda: _no_lock(setup), 90, "the lock resolved after the replacement")
+        wait_for(lambda: all(setup.status(s).get("stage") == "Running" for s in setup.sources),
+                 60, "both subtasks Running")
+        keys = {str(r[5]) for r in rows(endpoints, "down", "information_schema", "STATISTICS")
+                if r[1] == setup.down and r[2] == "t"}
+        assert ("k" in keys, "uk" in keys) == (op == "replace", False)
+        execute(endpoints, setup.down, "DELETE FROM t WHERE id = 999999", side="down")
+        _write_all(setup)
+        setup.wait_merged(BASE, "every row, before and after the DDL, merged")

@@ -118,3 +118,32 @@ def test_a_new_shard_cannot_be_created_while_its_target_meets_a_ddl() -> None:
     with pytest.raises(KdmError) as err:
         shard.plan(_ddl("CREATE TABLE t3 (id INT PRIMARY KEY)"), 11, "p11", pipeline)
     assert err.value.code == 36017
+
+
+def test_a_replaced_shard_ddl_is_that_shards_ddl_in_the_lock() -> None:
+    """DM's "replace, shard merge, pessimistic": the first shard's DDL is replaced by two
+    statements written against the upstream shard; they are routed and become its DDLs, so
+    the second shard's original DDL is an inconsistent sequence (36013) until it is replaced
+    the same way, and then the group locks on the replacement."""
+    shard, pipeline = _sync("pessimistic")
+    unique = "ALTER TABLE t{n} ADD COLUMN c INT UNIQUE"
+    split = ("ALTER TABLE `up1`.`t{n}` ADD COLUMN c INT", "ALTER TABLE `up1`.`t{n}` ADD UNIQUE (c)")
+    first = shard.plan(_ddl(unique.format(n=1)), 10, "p10", pipeline,
+                       tuple(s.format(n=1) for s in split))
+    assert first.action is Action.TRACK and first.statements == (
+        "ALTER TABLE `down`.`t` ADD COLUMN c INT", "ALTER TABLE `down`.`t` ADD UNIQUE (c)")
+    with pytest.raises(KdmError) as err:
+        shard.plan(_ddl(unique.format(n=2)), 20, "p20", pipeline)
+    assert err.value.code == 36013
+    last = shard.plan(_ddl(unique.format(n=2)), 20, "p20", pipeline,
+                      tuple(s.format(n=2) for s in split))
+    assert last.action is Action.LOCK and last.statements == first.statements
+
+
+def test_a_replacement_is_routed_unless_it_names_no_migrated_table() -> None:
+    _, pipeline = _sync("pessimistic")
+    record = _ddl("ALTER TABLE t1 ADD COLUMN c INT UNIQUE")
+    assert pipeline.replacement(record, ("ALTER TABLE t1 ADD COLUMN c INT",
+                                         "ALTER TABLE `down`.`t` ADD KEY k (c)")) == (
+        "ALTER TABLE `down`.`t` ADD COLUMN c INT", "ALTER TABLE `down`.`t` ADD KEY k (c)")
+    assert pipeline.replacement(record, ()) == ()
