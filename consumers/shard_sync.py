@@ -225,19 +225,22 @@ class ShardSync:
                           tuple(op.ddls) == tuple(info.ddls)), stopped)
 
     def optimistic(self, table: Table, record: dict[str, Any], statements: tuple[str, ...],
-                   tracker: Tracker, pipeline: Pipeline,
-                   stopped: Callable[[], bool]) -> ShardMessage | None:
-        """Optimistic: send the shard's DDL with its structures, wait for the operation."""
+                   tracker: Tracker, pipeline: Pipeline, stopped: Callable[[], bool],
+                   position: str = "") -> ShardMessage | None:
+        """Optimistic: send the shard's DDL (at `position`) with its structures, wait for
+        the operation answering exactly that DDL."""
         before = self._structure(table, tracker, pipeline)
         after = apply(before, record["query"])  # one upstream statement, maybe split
         target = pipeline.rules.router.target(*table)
         info = OptimisticInfo(self.task.name, self.source_id, table[0], table[1], target[0],
                               target[1], statements, before,
-                              tuple([after] * len(statements)))
+                              tuple([after] * len(statements)), position)
         return self._ask(info, lambda op: op.lock_id == info.lock_id and
                          op.source == self.source_id and
                          (op.body or {}).get("up_schema") == table[0] and
-                         (op.body or {}).get("up_table") == table[1], stopped)
+                         (op.body or {}).get("up_table") == table[1] and
+                         # an older coordinator's answer carries no ID at all
+                         (op.body or {}).get("info_id", position) == position, stopped)
 
     def _ask(self, info: PessimisticInfo | OptimisticInfo,
              match: Callable[[ShardMessage], bool],

@@ -539,7 +539,8 @@ class Subtask:
             if plan.action is Action.OPTIMISTIC:
                 assert plan.table is not None
                 answer = self.shard.optimistic(plan.table, record, plan.statements,
-                                               self.tracker, pipeline, self._stopped)
+                                               self.tracker, pipeline, self._stopped,
+                                               position)
                 if answer is None:
                     raise Interrupted()
                 self.shard.remember_done(answer)

@@ -65,7 +65,9 @@ operation: its DDLs run downstream (possibly none), then the checkpoint moves pa
 and `done` is sent, as steps 4-5 without a seek-back (the shard's DML never stopped). A
 conflict operation pauses the subtask with the coded error naming the table. Crashes are
 handled as in 3-4: a re-sent info first resets the shard to its `table_before`, so it
-yields the same DDLs, which run idempotently.
+yields the same DDLs, which run idempotently. An info carries its DDL's binlog position as
+`info_id` and its operation echoes it: an info sent twice is answered twice, and the
+second answer, arriving after the subtask moved on to the shard's next DDL, is passed over.
 """
 
 from __future__ import annotations
@@ -186,6 +188,7 @@ class OptimisticInfo:
     ddls: tuple[str, ...]
     table_before: TableSchema
     tables_after: tuple[TableSchema, ...]
+    info_id: str = ""  # which DDL of the shard this is (its binlog position): ops echo it
 
     @property
     def lock_id(self) -> str:
@@ -203,7 +206,8 @@ class OptimisticInfo:
                 "up_table": self.up_table, "down_schema": self.down_schema,
                 "down_table": self.down_table, "ddls": list(self.ddls),
                 "table_before": self.table_before.to_dict(),
-                "tables_after": [t.to_dict() for t in self.tables_after]}
+                "tables_after": [t.to_dict() for t in self.tables_after],
+                "info_id": self.info_id}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OptimisticInfo:
@@ -212,13 +216,16 @@ class OptimisticInfo:
                    str(data["up_table"]), str(data["down_schema"]), str(data["down_table"]),
                    tuple(str(d) for d in data["ddls"]),
                    TableSchema.from_dict(data["table_before"]),
-                   tuple(TableSchema.from_dict(t) for t in data["tables_after"]))
+                   tuple(TableSchema.from_dict(t) for t in data["tables_after"]),
+                   str(data.get("info_id", "")))
 
 
 @dataclass(frozen=True)
 class OptimisticOperation:
     """The answer to one info: the DDLs the shard's consumer runs downstream (maybe none),
-    or `conflict`, the rendered error it pauses the table with; sent back with `done`."""
+    or `conflict`, the rendered error it pauses the table with; sent back with `done`.
+    `info_id` is the answered info's, so a late answer to an earlier info of the same shard
+    (a re-sent info answered twice) is never taken for the answer to a later one."""
 
     lock_id: str
     task: str
@@ -228,18 +235,20 @@ class OptimisticOperation:
     ddls: tuple[str, ...]
     conflict: str = ""
     done: bool = False
+    info_id: str = ""
 
     @classmethod
     def conflicted(cls, info: OptimisticInfo, error: KdmError) -> OptimisticOperation:
         """The operation telling the consumer to pause the table with `error`."""
         return cls(info.lock_id, info.task, info.source, info.up_schema, info.up_table, (),
-                   str(error))
+                   str(error), info_id=info.info_id)
 
     def to_dict(self) -> dict[str, Any]:
         """The message form (JSON-compatible)."""
         return {"lock_id": self.lock_id, "task": self.task, "source": self.source,
                 "up_schema": self.up_schema, "up_table": self.up_table,
-                "ddls": list(self.ddls), "conflict": self.conflict, "done": self.done}
+                "ddls": list(self.ddls), "conflict": self.conflict, "done": self.done,
+                "info_id": self.info_id}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OptimisticOperation:
@@ -247,7 +256,7 @@ class OptimisticOperation:
         return cls(str(data["lock_id"]), str(data["task"]), str(data["source"]),
                    str(data["up_schema"]), str(data["up_table"]),
                    tuple(str(d) for d in data["ddls"]), str(data.get("conflict", "")),
-                   bool(data.get("done", False)))
+                   bool(data.get("done", False)), str(data.get("info_id", "")))
 
 
 @dataclass(frozen=True)

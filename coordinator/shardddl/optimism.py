@@ -281,7 +281,7 @@ class OptimisticKeeper(LockTable[OptimisticLock]):
         lock = self._lock(info.task, info.down_schema, info.down_table)
         ddls = lock.try_sync(info)
         return OptimisticOperation(lock.id, info.task, info.source, info.up_schema,
-                                   info.up_table, ddls)
+                                   info.up_table, ddls, info_id=info.info_id)
 
     def mark_done(self, lock_id: str, source: str, up_schema: str, up_table: str) -> bool:
         """A consumer applied its operation; whether the lock knows that shard."""

@@ -147,3 +147,41 @@ def test_a_replacement_is_routed_unless_it_names_no_migrated_table() -> None:
                                          "ALTER TABLE `down`.`t` ADD KEY k (c)")) == (
         "ALTER TABLE `down`.`t` ADD COLUMN c INT", "ALTER TABLE `down`.`t` ADD KEY k (c)")
     assert pipeline.replacement(record, ()) == ()
+
+
+class _Channel:
+    """The coordinator link: what was sent, and the operations on the ops topic."""
+
+    def __init__(self, waiting: list[Any]) -> None:
+        self.sent: list[Any] = []
+        self.waiting = waiting
+
+    def mark(self) -> int:
+        return 0
+
+    def send(self, message: Any) -> None:
+        self.sent.append(message)
+
+    def wait(self, mark: int, match: Any, stopped: Any, again: Any = None) -> Any:
+        return next((m for m in self.waiting if match(m)), None)
+
+
+def test_an_optimistic_shard_takes_only_the_answer_to_its_own_ddl() -> None:
+    """A late answer to an earlier DDL of the same shard (its info was sent twice) is
+    passed over: the answer must name the info it answers."""
+    from kdm.schema_table import TableSchema
+    from kdm.shard_ddl import OptimisticOperation, operation_message
+    shard, pipeline = _sync("optimistic")
+    tracker = Tracker()
+    tracker.set(TableSchema.from_create("CREATE TABLE t1 (id INT PRIMARY KEY)", "up1"))
+    def answer(info_id: str, ddl: str) -> Any:
+        return operation_message(OptimisticOperation("tk-`down`.`t`", "tk", "s1", "up1", "t1",
+                                                     (ddl,), info_id=info_id))
+    late = answer("bin.000001:100", "ALTER TABLE `down`.`t` ADD COLUMN a INT")
+    ours = answer("bin.000001:200", "ALTER TABLE `down`.`t` ADD COLUMN b INT")
+    channel = _Channel([late, ours])
+    shard._channel = channel  # type: ignore[assignment]
+    got = shard.optimistic(("up1", "t1"), _ddl("ALTER TABLE t1 ADD COLUMN b INT"),
+                           ("ALTER TABLE `down`.`t` ADD COLUMN b INT",), tracker, pipeline,
+                           lambda: False, "bin.000001:200")
+    assert got is ours and len(channel.sent) == 1

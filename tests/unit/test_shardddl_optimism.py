@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -226,6 +227,20 @@ def test_info_and_operation_round_trip() -> None:
     assert OptimisticInfo.from_dict(json.loads(json.dumps(sent.to_dict()))) == sent
     answer = OptimisticOperation(LOCK, TASK, SOURCE, "db", "tbl00", ("x",), "", True)
     assert OptimisticOperation.from_dict(json.loads(json.dumps(answer.to_dict()))) == answer
+
+
+def test_every_answer_names_the_info_it_answers() -> None:
+    shards = Shards()
+    sent = replace(shards.info("tbl00", "ALTER TABLE t ADD COLUMN Age INT DEFAULT 0"),
+                   info_id="mysql-bin.000001:4711")
+    answer = shards.keeper.try_sync(sent)
+    assert answer.info_id == sent.info_id
+    assert OptimisticOperation.from_dict(json.loads(json.dumps(answer.to_dict()))) == answer
+    clash = replace(shards.info("tbl01", "ALTER TABLE t ADD COLUMN Age INT DEFAULT -1"),
+                    info_id="mysql-bin.000001:5000")
+    with pytest.raises(KdmError) as caught:
+        shards.keeper.try_sync(clash)
+    assert OptimisticOperation.conflicted(clash, caught.value).info_id == clash.info_id
 
 
 def test_removing_shards_and_sources() -> None:
