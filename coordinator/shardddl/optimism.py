@@ -17,6 +17,9 @@ the only ones the downstream runs. The consumer applies them, reports done, and 
 3. A crash before the lock is persisted replays the info: the shard's stored structure is
    replaced by the info's `table_before` first (DM does the same), so the replay emits the
    same DDLs. The consumer applies them idempotently (it re-reads the op or re-sends).
+   An info answered already whose operation is not done yet (the consumer died before
+   running it) gets the stored answer again, not a new join: another shard's info handled
+   meanwhile may have counted on those DDLs reaching the downstream.
 4. The done notice clears the table's pending flag; a lock whose shards all agree and have
    nothing pending is resolved, and `show-ddl-locks` stops listing it. Unlike DM the lock is
    kept (it is the record of every shard's structure); DM rebuilds it from checkpoints.
@@ -67,6 +70,8 @@ class OptimisticLock:
         self.done: dict[TableKey, bool] = {}
         self.conflicts: dict[TableKey, str] = {}
         self.dropped: dict[str, set[TableKey]] = {}
+        # per shard, the answered info (its ID) whose operation is not done, and the answer
+        self.answered: dict[TableKey, tuple[str, tuple[str, ...]]] = {}
 
     def add_table(self, key: TableKey, structure: TableSchema) -> bool:
         """Register a shard with its structure; a known shard keeps the lock's."""
@@ -84,6 +89,7 @@ class OptimisticLock:
             return False
         del self.tables[key], self.done[key]
         self.conflicts.pop(key, None)
+        self.answered.pop(key, None)
         for keys in self.dropped.values():
             keys.discard(key)
         return True
@@ -125,6 +131,7 @@ class OptimisticLock:
         if key not in self.done:
             return False
         self.done[key] = True
+        self.answered.pop(key, None)
         return True
 
     def try_sync(self, info: OptimisticInfo) -> tuple[str, ...]:
@@ -134,6 +141,9 @@ class OptimisticLock:
         `table_before` with the conflict recorded, and the error is raised."""
         _check_info(info)
         key = info.key
+        answered = self.answered.get(key)
+        if info.info_id and answered is not None and answered[0] == info.info_id:
+            return answered[1]  # the same info again, its answer never applied: the same
         tables = {**self.tables, key: info.table_before}
         dropped = {column: set(keys) for column, keys in self.dropped.items()}
         self.done[key] = False
@@ -145,6 +155,8 @@ class OptimisticLock:
             raise
         self.tables, self.dropped = tables, dropped
         self.conflicts.pop(key, None)
+        if info.info_id:
+            self.answered[key] = (info.info_id, emitted)
         return emitted
 
     def _steps(self, tables: dict[TableKey, TableSchema], dropped: dict[str, set[TableKey]],
@@ -211,7 +223,9 @@ class OptimisticLock:
         return {"id": self.id, "task": self.task, "mode": MODE, "target": list(self.target),
                 "tables": [{"source": k[0], "schema": k[1], "table": k[2],
                             "structure": self.tables[k].to_dict(), "done": self.done[k],
-                            "conflict": self.conflicts.get(k, "")}
+                            "conflict": self.conflicts.get(k, ""),
+                            "answered": [self.answered[k][0], list(self.answered[k][1])]
+                            if k in self.answered else None}
                            for k in sorted(self.tables)],
                 "dropped": {column: sorted(list(k) for k in keys)
                             for column, keys in sorted(self.dropped.items())}}
@@ -230,6 +244,9 @@ class OptimisticLock:
                 lock.done[key] = bool(entry["done"])
                 if entry.get("conflict"):
                     lock.conflicts[key] = str(entry["conflict"])
+                if entry.get("answered"):
+                    info_id, ddls = entry["answered"]
+                    lock.answered[key] = (str(info_id), tuple(str(d) for d in ddls))
             lock.dropped = {str(column): {(str(s), str(d), str(t)) for s, d, t in keys}
                             for column, keys in data["dropped"].items()}
         except (KeyError, TypeError, ValueError, AttributeError, KdmError) as err:

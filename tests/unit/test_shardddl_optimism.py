@@ -243,6 +243,24 @@ def test_every_answer_names_the_info_it_answers() -> None:
     assert OptimisticOperation.conflicted(clash, caught.value).info_id == clash.info_id
 
 
+def test_an_answered_info_replayed_before_its_done_gets_the_same_answer() -> None:
+    """tbl00's ADD COLUMN is answered with the ADD, but its consumer dies before running
+    it; tbl01's ADD COLUMN is answered with nothing (the joined structure has the column
+    already). tbl00's info, sent again, must get the ADD again, or the downstream never
+    gets the column."""
+    shards = Shards()
+    add = "ALTER TABLE t ADD COLUMN Level INT"
+    first = replace(shards.info("tbl00", add), info_id="bin.1:100")
+    assert shards.keeper.try_sync(first).ddls == (add,)
+    assert shards.run("tbl01", add) == ()
+    stored = [json.loads(json.dumps(lock.to_dict())) for lock in shards.keeper.locks()]
+    rebuilt = OptimisticKeeper(OptimisticLock.from_dict(d) for d in stored)
+    for keeper in (shards.keeper, rebuilt):  # also after a coordinator restart
+        assert keeper.try_sync(first).ddls == (add,)
+    assert shards.keeper.mark_done(LOCK, SOURCE, "db", "tbl00")
+    assert shards.keeper.try_sync(first).ddls == ()  # done: a later replay joins anew
+
+
 def test_removing_shards_and_sources() -> None:
     shards = Shards()
     shards.run("tbl00", "ALTER TABLE t ADD COLUMN Level INT")
