@@ -550,8 +550,7 @@ class Subtask:
         if statements is None:
             statements = pipeline.ddl(record).statements if replaced is None else \
                 pipeline.replacement(record, replaced)
-        self._run_ddls(pipeline, offset, record, position, statements, keys,
-                       tracked=handled or None)
+        self._run_ddls(pipeline, offset, record, position, statements, keys)
         if plan is not None and plan.action is Action.LOCK:
             self._lock(plan, pipeline, offset, record, position, keys, in_lock)
         elif self.shard is not None and self.shard.pending_done:
@@ -575,9 +574,9 @@ class Subtask:
 
     def _run_ddls(self, pipeline: Pipeline, offset: int, record: dict[str, Any] | None,
                   position: str, statements: tuple[str, ...], keys: KeyCache,
-                  end: int | None = None, tracked: tuple[str, ...] | None = None) -> None:
-        """Run a DDL record's downstream statements, track it (or the `tracked` statements
-        in its place) and checkpoint past it (or at `end`)."""
+                  end: int | None = None) -> None:
+        """Run a DDL record's downstream statements, track it (the upstream's structure,
+        whatever handle-error ran downstream) and checkpoint past it (or at `end`)."""
         at = position.split("@", 1)[0]
         safe = self.sync.safe_mode or offset < self.safe_until
         with self._meta("checkpoint a DDL") as conn, conn.cursor() as cur:
@@ -592,8 +591,7 @@ class Subtask:
             # a shard DDL read again below the round checkpoint is tracked already
             if record is not None and (self.shard is None or
                                        offset >= self.shard.groups.floor):
-                for query in tracked or (record["query"],):
-                    self._track_ddl({**record, "query": query})
+                self._track_ddl(record)
             self._checkpoint_all(cur, offset, position, pipeline, end)
 
     def _lock(self, plan: Plan, pipeline: Pipeline, offset: int, record: dict[str, Any],
