@@ -16,7 +16,9 @@ substrings inside quoted names or literals:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import sqlglot
 from sqlglot import exp
@@ -33,6 +35,9 @@ _NAME_TOKENS = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
 _DEPTH = {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class Statement:
     """One normalized DDL statement: its text, leading keywords and sqlglot tree (or None)."""
@@ -42,6 +47,15 @@ class Statement:
     words: tuple[str, ...]
     tree: exp.Expr | None
     problem: str = ""
+
+    def lookup(self, by_tree: Mapping[tuple[type, str], T],
+               by_words: Mapping[tuple[str, ...], T]) -> T | None:
+        """What a table says about this kind of statement: `by_tree` by the sqlglot node's
+        type and `kind` (e.g. (exp.Create, "TABLE")), `by_words` by the two leading keywords
+        where sqlglot has no structured form."""
+        if self.tree is not None:
+            return by_tree.get((type(self.tree), str(self.tree.args.get("kind") or "").upper()))
+        return by_words.get(self.words[:2])
 
     def unparsed(self) -> KdmError:
         """The error for a statement no handler reads: 44001 if sqlglot failed on it, else 44002."""

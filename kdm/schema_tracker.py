@@ -91,11 +91,7 @@ class Tracker:
         return handler(self, stmt, default_schema)
 
     def _handler(self, stmt: Statement) -> _Handler:
-        if stmt.tree is not None:
-            kind = str(stmt.tree.args.get("kind") or "").upper()
-            handler = _TREE_HANDLERS.get((type(stmt.tree), kind))
-        else:
-            handler = _TEXT_HANDLERS.get(stmt.words[:2])
+        handler = stmt.lookup(_TREE_HANDLERS, _TEXT_HANDLERS)
         if handler is None:
             raise stmt.unparsed()
         return handler

@@ -337,11 +337,7 @@ def classify_shard_ddl(sql: str, mode: str = PESSIMISTIC) -> ShardDDLAction:
     per statement, restrictions 6-7) and statements no rule covers. That a rename's target
     must not exist is checked by the sync unit, which knows the tables."""
     stmt = parse(sql)
-    if stmt.tree is not None:
-        kind = str(stmt.tree.args.get("kind") or "").upper()
-        action = _BY_TREE.get((type(stmt.tree), kind))
-    else:
-        action = _BY_WORDS.get(stmt.words[:2])
+    action = stmt.lookup(_BY_TREE, _BY_WORDS)
     if action is None:
         raise ERR_SHARD_DDL_UNSUPPORTED(mode=mode, sql=sql, problem=stmt.problem or
                                         "a shard-merge task does not handle this statement")

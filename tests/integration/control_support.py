@@ -134,14 +134,14 @@ class Cluster:
 def cluster(kafka: KafkaConfig, logs: Path) -> Iterator[Cluster]:
     """A cluster whose every process is stopped when the test ends."""
     running = Cluster(kafka, logs)
+    failed = True
     try:
         yield running
-    except BaseException:
-        running.stop_all()
-        running.print_logs()
-        raise
+        failed = False
     finally:
         running.stop_all()
+        if failed:
+            running.print_logs()
 
 
 def subtask(status: dict[str, Any], source: str) -> dict[str, Any]:
